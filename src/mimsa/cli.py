@@ -1,0 +1,171 @@
+"""The `mimsa` command: train, evaluate, datasets, models, data."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mimsa import config as config_mod
+from mimsa.eval.metrics import format_metrics_table
+
+app = typer.Typer(help="Multimodal sentiment analysis with information-theoretic fusion.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def friendly_errors(fn):
+    """Turn expected user errors into one red line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from mimsa.train.trainer import TrainingError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, KeyError, FileNotFoundError, RuntimeError, TrainingError) as err:
+            if os.environ.get("MIMSA_DEBUG"):
+                raise
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]: finished epochs are saved; "
+                              "continue with --resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _display(quiet: bool):
+    from mimsa.train.display import QuietDisplay, RichDisplay
+
+    if quiet or os.environ.get("CI"):
+        return QuietDisplay()
+    return RichDisplay(err_console)
+
+
+@app.command()
+@friendly_errors
+def train(
+    model: Annotated[str | None, typer.Option("-m", "--model", help="model name")] = None,
+    dataset: Annotated[str | None, typer.Option("-d", "--dataset",
+                                                help="dataset name or path")] = None,
+    seeds: Annotated[list[int] | None, typer.Option(
+        "--seeds", help="one run per seed, e.g. --seeds 1111 1112 1113")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override a config key: --set train.epochs=5")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        "--data-root", help="where real datasets live (default $MIMSA_DATA)")] = None,
+    resume: Annotated[bool, typer.Option("--resume",
+                                         help="continue an interrupted run in --out")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+) -> None:
+    """Train a model (default: late_fusion on the embedded synthetic data)."""
+    from mimsa.train.run import train_run, train_seeds
+
+    overrides = list(set_ or [])
+    if data_root is not None:
+        overrides.append(f"data.root={data_root}")
+    cfg = config_mod.resolve_config(model, dataset, config, overrides)
+    if resume and out is None:
+        raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
+    name = f"{cfg['model']['name']}_{Path(str(cfg['data']['name'])).name}"
+    out = out or Path("runs") / f"{name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    display = _display(quiet)
+    seed_list = list(seeds or [])
+    if len(seed_list) > 1:
+        results = train_seeds(cfg, seed_list, out, resume=resume, display=display)
+        console.print((out / "summary.md").read_text())
+        console.print(f"runs and summary in {out}")
+        del results
+        return
+    if seed_list:
+        cfg["seed"] = seed_list[0]
+    metrics = train_run(cfg, out, resume=resume, display=display)
+    _print_metrics(metrics, f"{cfg['model']['name']} on {cfg['data']['name']}, seed "
+                   f"{metrics.get('seed')}, best epoch {metrics.get('best_epoch')}")
+    console.print(f"run saved in {out}")
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    protocol = metrics.get("protocol", "clean")
+    marker = "  [protocol: legacy (test-informed)]" if protocol == "legacy" else ""
+    console.print(f"[bold]{title}[/bold]{marker}")
+    console.print(format_metrics_table({k: metrics[k] for k in ("valid", "test")}),
+                  highlight=False)
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run (or multi-seed) directory")],
+) -> None:
+    """Re-evaluate a finished run's selected checkpoint on valid and test."""
+    from mimsa.train.run import evaluate_run
+
+    runs = sorted(run_dir.glob("seed-*")) if not (run_dir / "config.yaml").exists() else [
+        run_dir]
+    if not runs:
+        raise FileNotFoundError(f"{run_dir}: no run found (expected config.yaml or seed-*/)")
+    for run in runs:
+        _print_metrics(evaluate_run(run), str(run))
+
+
+@app.command()
+@friendly_errors
+def datasets(
+    data_root: Annotated[Path | None, typer.Option("--data-root")] = None,
+    load: Annotated[bool, typer.Option(
+        "--load/--no-load", help="load each dataset to show its full card")] = True,
+) -> None:
+    """List the registered datasets with their cards."""
+    from mimsa.data.registry import list_datasets, load_dataset
+
+    for entry in list_datasets():
+        console.print(f"[bold]{entry.name}[/bold]: {entry.summary}", highlight=False)
+        if not load:
+            continue
+        try:
+            card = load_dataset(entry.name, data_root).card
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            console.print(f"  [yellow]not loadable here[/yellow]: {err}", highlight=False)
+            continue
+        console.print("\n".join(card.render().splitlines()[1:]), highlight=False)
+
+
+@app.command()
+@friendly_errors
+def models() -> None:
+    """List the registered models with their options."""
+    from mimsa.models.base import list_models, model_options
+
+    for name, cls in list_models().items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        module_doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        console.print(f"[bold]{name}[/bold]: {module_doc or doc}", highlight=False)
+        options = ", ".join(f"{k}={v}" for k, v in model_options(name).items())
+        console.print(f"  options: {options}", highlight=False)
+
+
+def _mount_data_app() -> None:
+    try:
+        from mimsa.data.data_cli import data_app
+    except ImportError:
+        return
+    app.add_typer(data_app, name="data")
+
+
+_mount_data_app()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,3 @@
+"""Imports every built-in model module so their `@register_model` decorators run."""
+
+from mimsa.models import ef_lstm, late_fusion, text_only  # noqa: F401

@@ -1,0 +1,256 @@
+"""The training loop: stages within an epoch, validation-only selection, resumable.
+
+An epoch runs the configured stages in order. A stage names the optimisers it steps, the loss
+terms it sums (with weights) and the fraction of batches it sees:
+
+    stages:
+      - {name: main, optimizer: main, terms: {task: 1.0}}
+
+"task" is the regression loss on the prediction; every other term comes from an objective.
+A stage that does not step "main" runs the model without gradients (only the objectives'
+own networks learn), which is how MMIM's stage 0 costs one forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mimsa.atomic import atomic_write_text
+from mimsa.data.batch import Batch, iterate_batches
+from mimsa.data.dataset import MultimodalDataset
+from mimsa.eval.evaluate import predict, score
+from mimsa.eval.metrics import LOWER_IS_BETTER
+from mimsa.train.checkpoint import save_checkpoint, save_resume_state, to_cpu_state
+from mimsa.train.display import QuietDisplay
+from mimsa.train.optim import build_optimizers
+from mimsa.train.seeding import epoch_rng
+
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
+HISTORY = "history.jsonl"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (e.g. a NaN loss); the message names epoch, stage and batch."""
+
+
+@dataclass
+class Stage:
+    """One pass over (a fraction of) the training batches within an epoch."""
+
+    name: str
+    optimizers: list[str]
+    terms: dict[str, float]
+    fraction: float = 1.0
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Stage:
+        optimizers = cfg.get("optimizer", "main")
+        optimizers = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+        fraction = float(cfg.get("fraction", 1.0))
+        if not 0 < fraction <= 1:
+            raise ValueError(f"stage '{cfg.get('name')}': fraction must be in (0, 1]")
+        return cls(str(cfg.get("name", "main")), optimizers,
+                   {str(k): float(v) for k, v in (cfg.get("terms") or {"task": 1.0}).items()},
+                   fraction)
+
+
+@dataclass
+class FitResult:
+    """What a finished run produced: metrics per split, predictions per split, best epoch."""
+
+    metrics: dict[str, dict[str, float]]
+    predictions: dict[str, np.ndarray]
+    best_epoch: int
+    history: list[dict]
+
+
+def is_better(metric: str, new: float, best: float | None) -> bool:
+    """Return True if `new` improves on `best` for `metric` (MAE and loss: lower is better)."""
+    if best is None:
+        return not math.isnan(new)
+    if metric in LOWER_IS_BETTER or metric == "loss":
+        return new < best
+    return new > best
+
+
+class Trainer:
+    """Trains `model` (+ `objectives`) on `dataset`'s train split; selects on valid only."""
+
+    def __init__(self, model: nn.Module, objectives: nn.ModuleDict, dataset: MultimodalDataset,
+                 cfg: dict, spec: dict, run_dir: Path, *, modalities: str, pad_id: int = 0,
+                 display: QuietDisplay | None = None,
+                 on_epoch_end: Callable[[int], None] | None = None) -> None:
+        self.model, self.objectives, self.dataset = model, objectives, dataset
+        self.cfg, self.spec, self.run_dir = cfg, spec, run_dir
+        self.train_cfg = cfg["train"]
+        self.modalities, self.pad_id = modalities, pad_id
+        self.display = display or QuietDisplay()
+        self.on_epoch_end = on_epoch_end
+        self.stages = [Stage.from_config(s) for s in self.train_cfg["stages"]]
+        self.optimizers = build_optimizers(model, objectives, self.train_cfg, cfg["encoder"])
+        for stage in self.stages:
+            for name in stage.optimizers:
+                if name not in self.optimizers:
+                    raise ValueError(f"stage '{stage.name}' steps optimizer '{name}', which has "
+                                     f"no parameters; optimizers: {', '.join(self.optimizers)}")
+        loss_name = self.train_cfg["loss"]
+        if loss_name not in LOSSES:
+            raise ValueError(f"unknown train.loss '{loss_name}'; valid: {', '.join(LOSSES)}")
+        self.loss_fn = LOSSES[loss_name]
+        self.select_metric = str(self.train_cfg["select_metric"])
+        self.seed = int(cfg["seed"])
+        self.split_index = {s: dataset.indices(s) for s in ("train", "valid", "test")}
+
+    # -- one stage ---------------------------------------------------------------------------
+    def _terms(self, batch: Batch, with_model_grad: bool) -> dict[str, torch.Tensor]:
+        with nullcontext() if with_model_grad else torch.no_grad():
+            output = self.model(batch)
+        terms = {"task": self.loss_fn(output.prediction, batch.labels)}
+        for objective in self.objectives.values():
+            terms.update(objective(output, batch))
+        return terms
+
+    def _run_stage(self, epoch: int, stage: Stage) -> dict[str, float]:
+        rng = epoch_rng(self.seed, epoch)
+        batches = list(iterate_batches(
+            self.dataset, self.split_index["train"], int(self.cfg["data"]["batch_size"]),
+            modalities=self.modalities, shuffle=True, rng=rng,
+            length_bucketing=bool(self.cfg["data"]["length_bucketing"]), pad_id=self.pad_id))
+        batches = batches[: max(1, math.ceil(stage.fraction * len(batches)))]
+        self.model.train()
+        self.objectives.train()
+        optimizers = [self.optimizers[name] for name in stage.optimizers]
+        params = [p for opt in optimizers for g in opt.param_groups for p in g["params"]]
+        sums: dict[str, float] = {}
+        self.display.stage(epoch, stage.name, len(batches))
+        for number, batch in enumerate(batches):
+            terms = self._terms(batch, with_model_grad="main" in stage.optimizers)
+            missing = [t for t in stage.terms if t not in terms]
+            if missing:
+                raise ValueError(f"stage '{stage.name}' uses term(s) {', '.join(missing)} that "
+                                 f"no objective provides; available: {', '.join(terms)}")
+            loss = sum(w * terms[t] for t, w in stage.terms.items())
+            if not torch.isfinite(loss):
+                values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+                raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, stage "
+                                    f"'{stage.name}', batch {number} ({values}); lower the "
+                                    f"learning rate or check the objective settings")
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            if not loss.requires_grad:
+                raise ValueError(f"stage '{stage.name}': its loss does not depend on any "
+                                 f"parameter of optimizer(s) {', '.join(stage.optimizers)}")
+            loss.backward()
+            if self.train_cfg.get("clip"):
+                nn.utils.clip_grad_norm_(params, float(self.train_cfg["clip"]))
+            for opt in optimizers:
+                opt.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            self.display.batch(float(loss.detach()))
+        return {f"{stage.name}/{k}": v / len(batches) for k, v in sums.items()}
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def predict_split(self, split: str) -> np.ndarray:
+        """Return predictions of the current model on `split`."""
+        return predict(self.model, self.dataset, self.split_index[split],
+                       modalities=self.modalities,
+                       batch_size=int(self.cfg["data"]["eval_batch_size"]), pad_id=self.pad_id)
+
+    def _validate(self) -> dict[str, float]:
+        predictions = self.predict_split("valid")
+        labels = self.dataset.labels[self.split_index["valid"]]
+        metrics = score(labels, predictions)
+        metrics["loss"] = float(self.loss_fn(torch.from_numpy(predictions).float(),
+                                             torch.from_numpy(labels)).item())
+        if self.select_metric not in metrics:
+            raise ValueError(f"train.select_metric '{self.select_metric}' is not a metric; "
+                             f"valid: {', '.join(metrics)}")
+        return metrics
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, resume: dict | None = None) -> FitResult:
+        """Train to the epoch limit or early stop; return the selected model's results."""
+        epochs, patience = int(self.train_cfg["epochs"]), int(self.train_cfg["patience"])
+        state = {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0,
+                 "history": [], "best_state": None}
+        if resume is not None:
+            state = self._restore(resume)
+        self.display.start(f"{self.spec['model']} on {self.dataset.name}, seed {self.seed}",
+                           epochs)
+        try:
+            for epoch in range(state["epoch"] + 1, epochs + 1):
+                if state["bad_epochs"] >= patience:
+                    break
+                started = time.perf_counter()
+                row: dict = {"epoch": epoch}
+                for stage in self.stages:
+                    row.update(self._run_stage(epoch, stage))
+                row["train_seconds"] = round(time.perf_counter() - started, 3)
+                valid = self._validate()
+                row.update({f"valid/{k}": v for k, v in valid.items()})
+                current = valid[self.select_metric]
+                improved = is_better(self.select_metric, current, state["best_score"])
+                if improved:
+                    state.update(best_score=current, best_epoch=epoch, bad_epochs=0,
+                                 best_state={"model": to_cpu_state(self.model),
+                                             "objectives": to_cpu_state(self.objectives)})
+                    save_checkpoint(self.run_dir, state["best_state"]["model"], self.spec)
+                else:
+                    state["bad_epochs"] += 1
+                row["best"] = improved
+                state["history"].append(row)
+                state["epoch"] = epoch
+                self._write_history(state["history"])
+                save_resume_state(self.run_dir, self._snapshot(state))
+                self.display.epoch(
+                    f"epoch {epoch:3d}  train {row.get(f'{self.stages[-1].name}/loss', 0):.4f}  "
+                    f"valid {self.select_metric} {current:.4f}  "
+                    f"Acc-2 {valid['Non0_acc_2']:.4f}{'  *' if improved else ''}")
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(epoch)
+        finally:
+            self.display.stop()
+        return self._finish(state)
+
+    def _finish(self, state: dict) -> FitResult:
+        if state["best_state"] is None:
+            raise TrainingError(f"no epoch produced a finite validation {self.select_metric}; "
+                                f"nothing to select")
+        self.model.load_state_dict(state["best_state"]["model"])
+        self.objectives.load_state_dict(state["best_state"]["objectives"])
+        predictions = {split: self.predict_split(split) for split in ("train", "valid", "test")}
+        metrics = {split: score(self.dataset.labels[self.split_index[split]], predictions[split])
+                   for split in ("valid", "test")}
+        return FitResult(metrics, predictions, state["best_epoch"], state["history"])
+
+    def _write_history(self, history: list[dict]) -> None:
+        atomic_write_text(self.run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
+
+    def _snapshot(self, state: dict) -> dict:
+        return {**state, "model": to_cpu_state(self.model),
+                "objectives": to_cpu_state(self.objectives),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "torch_rng": torch.get_rng_state(),
+                "history": json.dumps(state["history"])}
+
+    def _restore(self, saved: dict) -> dict:
+        self.model.load_state_dict(saved["model"])
+        self.objectives.load_state_dict(saved["objectives"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(saved["optimizers"][name])
+        torch.set_rng_state(saved["torch_rng"])
+        keys = ("epoch", "best_score", "best_epoch", "bad_epochs", "best_state")
+        return {**{k: saved[k] for k in keys}, "history": json.loads(saved["history"])}
