@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
         "eval_batch_size": 128,
         "length_bucketing": False,
         "synthetic_seed": 0,
+        "synthetic_sizes": None,  # e.g. {train: 64, valid: 32, test: 32} for quick checks
     },
     "encoder": {
         "name": "auto",
@@ -114,7 +115,8 @@ def load_yaml(path: Path) -> dict:
     except FileNotFoundError as err:
         raise ConfigError(f"config file {path} does not exist") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}".replace("\n", " "))
+        message = f"config file {path} is not valid YAML: {err}".replace("\n", " ")
+        raise ConfigError(message) from err
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data

@@ -106,7 +106,8 @@ def batch_indices(index: np.ndarray, batch_size: int, *, shuffle: bool,
         index = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
     batches = [index[i: i + batch_size] for i in range(0, len(index), batch_size)]
     if len(batches) > 1 and len(batches[-1]) < min_last:
-        batches[-2] = np.concatenate([batches[-2], batches.pop()])
+        last = batches.pop()
+        batches[-1] = np.concatenate([batches[-1], last])
     if shuffle and lengths is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches

@@ -11,6 +11,7 @@ from mimsa.data.synthetic import make_synthetic
 
 @register_dataset("synthetic", "embedded MOSI-sized trimodal data generated from a seed "
                   "(no files)", needs_data_root=False)
-def synthetic(data_root: Path, seed: int = 0, **_: object) -> MultimodalDataset:
+def synthetic(data_root: Path, seed: int = 0, sizes: dict[str, int] | None = None,
+              **_: object) -> MultimodalDataset:
     """Return the embedded synthetic dataset (`data_root` is unused)."""
-    return make_synthetic(seed=seed)
+    return make_synthetic(seed=seed, sizes=sizes)

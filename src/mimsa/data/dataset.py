@@ -97,10 +97,8 @@ class MultimodalDataset:
         self.vision = _as_sequences(vision)
         self.nan_report: dict[str, int] = {}
         self._validate(source, nan_policy, require_splits)
-        self.card.split_sizes = {s: int(n) for s, n in zip(*np.unique(self.splits,
-                                                                       return_counts=True))}
-        self.card.split_sizes = {s: self.card.split_sizes.get(s, 0) for s in SPLITS
-                                 if s in self.card.split_sizes}
+        counts = {s: self.splits.count(s) for s in SPLITS}
+        self.card.split_sizes = {s: n for s, n in counts.items() if n}
         for name in SEQUENCE_FIELDS:
             seqs = getattr(self, name)
             if seqs is not None:

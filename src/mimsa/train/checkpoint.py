@@ -36,7 +36,8 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
         spec = json.loads((run_dir / SPEC).read_text())
         state = load_file(str(run_dir / WEIGHTS))
     except (OSError, ValueError) as err:  # safetensors raises its own error subclass of these
-        raise ValueError(f"{run_dir}: the checkpoint is unreadable ({err}); re-run training")
+        raise ValueError(f"{run_dir}: the checkpoint is unreadable ({err}); "
+                         f"re-run training") from err
     return state, spec
 
 

@@ -43,7 +43,8 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None
     """Return the dataset (with text ids attached if needed) and the model's `InputSpec`."""
     data = cfg["data"]
     dataset = load_dataset(data["name"], data["root"], nan_policy=data["nan_policy"],
-                           seed=data["synthetic_seed"], trust_pickle=data["trust_pickle"])
+                           seed=data["synthetic_seed"], sizes=data.get("synthetic_sizes"),
+                           trust_pickle=data["trust_pickle"])
     available = dataset.modalities
     wanted = data["modalities"] or available
     unknown = [m for m in wanted if m not in "tav"]

@@ -1,0 +1,117 @@
+import json
+
+import pytest
+import torch
+
+from mimsa.train import trainer as trainer_mod
+from mimsa.train.run import RunError, evaluate_run, train_run, train_seeds
+
+
+def test_same_seed_identical_metrics(tiny_cfg, tmp_path):
+    a = train_run(tiny_cfg, tmp_path / "a")
+    b = train_run(tiny_cfg, tmp_path / "b")
+    assert a == b
+    other = train_run({**tiny_cfg, "seed": 7}, tmp_path / "c")
+    assert other["test"] != a["test"]
+
+
+def test_outputs_written(tiny_cfg, tmp_path):
+    metrics = train_run(tiny_cfg, tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.yaml", "history.jsonl", "metrics.json", "predictions.csv",
+            "model.safetensors", "model.json"} <= names
+    assert "resume.pt" not in names
+    assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 3
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "id,label,prediction,split" and len(rows) == 1 + 96 + 48 + 48
+    spec = json.loads((tmp_path / "model.json").read_text())
+    assert spec["model"] == "late_fusion" and spec["inputs"]["modalities"] == "tav"
+    assert set(metrics) >= {"valid", "test", "protocol"}
+    assert metrics["protocol"] == "clean"
+    # Re-evaluating the saved checkpoint reproduces the reported numbers.
+    again = evaluate_run(tmp_path)
+    assert again["test"] == pytest.approx(metrics["test"], nan_ok=True)
+
+
+def test_resume_after_interruption_matches_uninterrupted(tiny_cfg, tmp_path):
+    full = train_run(tiny_cfg, tmp_path / "full")
+
+    def interrupt(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tiny_cfg, tmp_path / "cut", on_epoch_end=interrupt)
+    assert (tmp_path / "cut" / "resume.pt").exists()
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    with pytest.raises(RunError, match="interrupted run"):
+        train_run(tiny_cfg, tmp_path / "cut")
+    resumed = train_run(tiny_cfg, tmp_path / "cut", resume=True)
+    assert resumed == full
+    with pytest.raises(RunError, match="finished run"):
+        train_run(tiny_cfg, tmp_path / "cut")
+
+
+def test_test_split_is_scored_once_at_the_end(tiny_cfg, tmp_path, monkeypatch):
+    seen = []
+    original = trainer_mod.Trainer.predict_split
+
+    def spy(self, split):
+        seen.append(split)
+        return original(self, split)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "predict_split", spy)
+    train_run(tiny_cfg, tmp_path)
+    assert seen.count("test") == 1 and seen[-3:] == ["train", "valid", "test"]
+    assert seen.count("valid") == 3 + 1
+
+
+def test_selection_uses_validation_and_early_stops(tiny_cfg, tmp_path):
+    tiny_cfg["train"].update(epochs=12, patience=2)
+    metrics = train_run(tiny_cfg, tmp_path)
+    history = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
+    best = min(history, key=lambda r: r["valid/MAE"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["valid"]["MAE"] == pytest.approx(best["valid/MAE"])
+    assert len(history) - metrics["best_epoch"] <= 2
+
+
+def test_stage_that_does_not_step_main_leaves_model_unchanged(tiny_cfg, tmp_path):
+    """A stage naming an optimizer without parameters is refused at once."""
+    tiny_cfg["train"]["stages"] = [{"name": "mi", "optimizer": "mi", "terms": {"task": 1}}]
+    with pytest.raises(ValueError, match="optimizer 'mi', which has no parameters"):
+        train_run(tiny_cfg, tmp_path)
+
+
+def test_stage_fraction_and_encoder_lr_group(tiny_cfg, tmp_path):
+    from mimsa.train.optim import build_optimizers
+
+    model = torch.nn.Module()
+    model.pretrained = torch.nn.Linear(2, 2)
+    model.head = torch.nn.Linear(2, 1)
+    opts = build_optimizers(model, torch.nn.ModuleDict(), {"lr": 1e-3, "weight_decay": 0},
+                            {"lr": 5e-5})
+    lrs = {g["name"]: g["lr"] for g in opts["main"].param_groups}
+    assert lrs == {"encoder": 5e-5, "model": 1e-3}
+    tiny_cfg["train"]["stages"] = [{"name": "half", "optimizer": "main",
+                                    "terms": {"task": 1.0}, "fraction": 0.5}]
+    train_run(tiny_cfg, tmp_path)
+
+
+def test_nan_loss_stops_with_epoch_and_batch(tiny_cfg, tmp_path):
+    tiny_cfg["train"]["lr"] = float("nan")
+    tiny_cfg["train"]["clip"] = 0
+    with pytest.raises(trainer_mod.TrainingError, match="epoch 1, stage 'main', batch 1"):
+        train_run(tiny_cfg, tmp_path)
+
+
+def test_multi_seed_summary(tiny_cfg, tmp_path):
+    tiny_cfg["train"]["epochs"] = 1
+    results = train_seeds(tiny_cfg, [1, 2], tmp_path)
+    assert set(results) == {1, 2}
+    csv_text = (tmp_path / "summary.csv").read_text()
+    assert "mean" in csv_text and "std" in csv_text
+    md = (tmp_path / "summary.md").read_text()
+    assert "mean ± std (n=2)" in md and "protocol: clean" in md
+    again = train_seeds(tiny_cfg, [1, 2], tmp_path, resume=True)
+    assert again == results
