@@ -22,7 +22,7 @@ def test_train_evaluate_roundtrip(tmp_path):
 
 def test_multi_seed_prints_summary(tmp_path):
     out = tmp_path / "seeds"
-    result = runner.invoke(app, ["train", "--seeds", "1", "--seeds", "2", "--out", str(out),
+    result = runner.invoke(app, ["train", "--seeds", "1", "2", "--out", str(out),
                                  *TINY])
     assert result.exit_code == 0, result.output
     assert "mean ± std (n=2)" in result.output

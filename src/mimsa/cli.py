@@ -52,14 +52,15 @@ def _display(quiet: bool):
     return RichDisplay(err_console)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True})
 @friendly_errors
 def train(
+    ctx: typer.Context,
     model: Annotated[str | None, typer.Option("-m", "--model", help="model name")] = None,
     dataset: Annotated[str | None, typer.Option("-d", "--dataset",
                                                 help="dataset name or path")] = None,
     seeds: Annotated[list[int] | None, typer.Option(
-        "--seeds", help="one run per seed, e.g. --seeds 1111 1112 1113")] = None,
+        "--seeds", help="one run per seed: --seeds 1111 1112 1113 1114 1115")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
     set_: Annotated[list[str] | None, typer.Option(
@@ -73,6 +74,7 @@ def train(
     """Train a model (default: late_fusion on the embedded synthetic data)."""
     from mimsa.train.run import train_run, train_seeds
 
+    seed_list = list(seeds or []) + _extra_seeds(ctx.args, bool(seeds))
     overrides = list(set_ or [])
     if data_root is not None:
         overrides.append(f"data.root={data_root}")
@@ -82,7 +84,6 @@ def train(
     name = f"{cfg['model']['name']}_{Path(str(cfg['data']['name'])).name}"
     out = out or Path("runs") / f"{name}_{time.strftime('%Y%m%d-%H%M%S')}"
     display = _display(quiet)
-    seed_list = list(seeds or [])
     if len(seed_list) > 1:
         results = train_seeds(cfg, seed_list, out, resume=resume, display=display)
         console.print((out / "summary.md").read_text())
@@ -95,6 +96,17 @@ def train(
     _print_metrics(metrics, f"{cfg['model']['name']} on {cfg['data']['name']}, seed "
                    f"{metrics.get('seed')}, best epoch {metrics.get('best_epoch')}")
     console.print(f"run saved in {out}")
+
+
+def _extra_seeds(extra: list[str], after_seeds: bool) -> list[int]:
+    """Return the seeds given as `--seeds 1111 1112 ...` (click keeps all but the first as
+    extra arguments); anything else is an error."""
+    if not extra:
+        return []
+    if not after_seeds or not all(a.lstrip("-").isdigit() for a in extra):
+        raise ValueError(f"unexpected argument(s): {' '.join(extra)} (train takes options "
+                         f"only; seeds go after --seeds)")
+    return [int(a) for a in extra]
 
 
 def _print_metrics(metrics: dict, title: str) -> None:
