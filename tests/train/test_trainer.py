@@ -115,3 +115,48 @@ def test_multi_seed_summary(tiny_cfg, tmp_path):
     assert "mean ± std (n=2)" in md and "protocol: clean" in md
     again = train_seeds(tiny_cfg, [1, 2], tmp_path, resume=True)
     assert again == results
+
+
+class Probe(torch.nn.Module):
+    """A test objective with its own optimizer: regresses a constant from the fusion rep."""
+
+    optimizer = "probe"
+    calls = 0
+
+    def __init__(self, spec, reps_dims):
+        super().__init__()
+        self.linear = torch.nn.Linear(reps_dims["fusion"], 1)
+
+    def forward(self, output, batch):
+        Probe.calls += 1
+        return {"probe": (self.linear(output.reps["fusion"]) - 1).pow(2).mean()}
+
+
+def test_steps_within_a_stage_and_model_frozen_when_not_stepped(tiny_cfg, tmp_path):
+    from mimsa.objectives.base import _OBJECTIVES
+    from mimsa.train.run import build_model, prepare_data
+    from mimsa.train.seeding import seed_everything
+
+    _OBJECTIVES.setdefault("test_probe", Probe)
+    tiny_cfg["objectives"] = {"test_probe": {}}
+    tiny_cfg["train"]["epochs"] = 1
+    tiny_cfg["train"]["optimizers"] = {"probe": {"lr": 0.1}}
+    tiny_cfg["train"]["stages"] = [{"name": "probe", "steps": [
+        {"optimizer": "probe", "terms": {"probe": 1.0}, "repeat": 3}]}]
+    seed_everything(tiny_cfg["seed"])
+    model, _ = build_model(tiny_cfg, prepare_data(tiny_cfg)[1])
+    Probe.calls = 0
+    train_run(tiny_cfg, tmp_path / "frozen")
+    batches = 3  # 96 training samples in batches of 32
+    assert Probe.calls >= 3 * batches
+    from safetensors.torch import load_file
+
+    trained = load_file(str(tmp_path / "frozen" / "model.safetensors"))
+    assert all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
+
+    tiny_cfg["train"]["stages"] = [{"name": "both", "steps": [
+        {"optimizer": "probe", "terms": {"probe": 1.0}, "repeat": 2},
+        {"optimizer": "main", "terms": {"task": 1.0}}]}]
+    train_run(tiny_cfg, tmp_path / "both")
+    trained = load_file(str(tmp_path / "both" / "model.safetensors"))
+    assert not all(torch.equal(trained[k], v) for k, v in model.state_dict().items())

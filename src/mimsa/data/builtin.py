@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mimsa.data.real  # noqa: F401  (registers mosi, mosi-poria, mosei)
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.data.registry import register_dataset
 from mimsa.data.synthetic import make_synthetic

@@ -51,14 +51,28 @@ def resolve_data_root(data_root: str | Path | None = None) -> Path:
     return Path(cache) / "mimsa" / "data"
 
 
-def load_dataset(name: str, data_root: str | Path | None = None, **options) -> MultimodalDataset:
-    """Return the registered dataset `name`, loaded with `options` (e.g. nan_policy, seed)."""
+def load_dataset(name_or_path: str | Path, data_root: str | Path | None = None,
+                 trust_pickle: bool = False, **options) -> MultimodalDataset:
+    """Return a dataset by registered name, or read from an existing file or folder.
+
+    A registered name wins; otherwise an existing path is read with `readers.read_path`
+    (options `format` and `nan_policy` apply; `trust_pickle` allows arbitrary pickles).
+    Anything else raises KeyError listing the registered datasets.
+    """
     _import_builtin()
-    if name not in _DATASETS:
-        valid = ", ".join(sorted(_DATASETS))
-        raise KeyError(f"unknown dataset '{name}'; registered datasets: {valid}")
-    entry = _DATASETS[name]
-    return entry.loader(resolve_data_root(data_root), **options)
+    name = str(name_or_path)
+    if name in _DATASETS:
+        entry = _DATASETS[name]
+        return entry.loader(resolve_data_root(data_root), **options)
+    path = Path(name).expanduser()
+    if path.exists():
+        from mimsa.data.readers import read_path
+
+        return read_path(path, format=options.get("format"), trust_pickle=trust_pickle,
+                         nan_policy=options.get("nan_policy", "error"))
+    valid = ", ".join(sorted(_DATASETS))
+    raise KeyError(f"unknown dataset '{name}' and no such file or folder; registered "
+                   f"datasets: {valid}")
 
 
 def _import_builtin() -> None:

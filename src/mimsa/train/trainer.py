@@ -1,14 +1,20 @@
 """The training loop: stages within an epoch, validation-only selection, resumable.
 
-An epoch runs the configured stages in order. A stage names the optimisers it steps, the loss
-terms it sums (with weights) and the fraction of batches it sees:
+An epoch runs the configured stages in order; a stage is one pass over (a fraction of) the
+training batches. On each batch a stage runs its steps in order; a step names the optimisers
+it steps, the loss terms it sums (with weights) and how many times it repeats:
 
     stages:
-      - {name: main, optimizer: main, terms: {task: 1.0}}
+      - {name: main, optimizer: main, terms: {task: 1.0}}          # one step per batch
+      - name: adversarial                                          # several steps per batch
+        steps:
+          - {optimizer: critic, terms: {critic_loss: 1.0}, repeat: 5}
+          - {optimizer: main, terms: {task: 1.0, dependency: -0.1}}
 
 "task" is the regression loss on the prediction; every other term comes from an objective.
-A stage that does not step "main" runs the model without gradients (only the objectives'
-own networks learn), which is how MMIM's stage 0 costs one forward pass.
+A step that does not step "main" runs the model without gradients (only the objectives' own
+networks learn), which is how MMIM's stage 0 costs one forward pass; within a batch such steps
+share one forward pass of the model.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,24 +50,44 @@ class TrainingError(RuntimeError):
 
 
 @dataclass
+class Step:
+    """One optimisation step on a batch: which optimisers, which weighted terms, how often."""
+
+    optimizers: list[str]
+    terms: dict[str, float]
+    repeat: int = 1
+
+    @property
+    def steps_model(self) -> bool:
+        return "main" in self.optimizers
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Step:
+        optimizers = cfg.get("optimizer", "main")
+        optimizers = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+        terms = {str(k): float(v) for k, v in (cfg.get("terms") or {"task": 1.0}).items()}
+        return cls(optimizers, terms, max(1, int(cfg.get("repeat", 1))))
+
+
+@dataclass
 class Stage:
     """One pass over (a fraction of) the training batches within an epoch."""
 
     name: str
-    optimizers: list[str]
-    terms: dict[str, float]
+    steps: list[Step]
     fraction: float = 1.0
+
+    @property
+    def optimizers(self) -> list[str]:
+        return list(dict.fromkeys(o for s in self.steps for o in s.optimizers))
 
     @classmethod
     def from_config(cls, cfg: dict) -> Stage:
-        optimizers = cfg.get("optimizer", "main")
-        optimizers = [optimizers] if isinstance(optimizers, str) else list(optimizers)
         fraction = float(cfg.get("fraction", 1.0))
         if not 0 < fraction <= 1:
             raise ValueError(f"stage '{cfg.get('name')}': fraction must be in (0, 1]")
-        return cls(str(cfg.get("name", "main")), optimizers,
-                   {str(k): float(v) for k, v in (cfg.get("terms") or {"task": 1.0}).items()},
-                   fraction)
+        steps = [Step.from_config(s) for s in cfg.get("steps") or [cfg]]
+        return cls(str(cfg.get("name", "main")), steps, fraction)
 
 
 @dataclass
@@ -73,6 +98,18 @@ class FitResult:
     predictions: dict[str, np.ndarray]
     best_epoch: int
     history: list[dict]
+
+
+class _Lazy:
+    """Calls `make` on first use and returns the same value afterwards."""
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make, self.value, self.done = make, None, False
+
+    def __call__(self):
+        if not self.done:
+            self.value, self.done = self.make(), True
+        return self.value
 
 
 def is_better(metric: str, new: float, best: float | None) -> bool:
@@ -113,13 +150,42 @@ class Trainer:
         self.split_index = {s: dataset.indices(s) for s in ("train", "valid", "test")}
 
     # -- one stage ---------------------------------------------------------------------------
-    def _terms(self, batch: Batch, with_model_grad: bool) -> dict[str, torch.Tensor]:
-        with nullcontext() if with_model_grad else torch.no_grad():
-            output = self.model(batch)
+    def _terms(self, batch: Batch, output) -> dict[str, torch.Tensor]:
         terms = {"task": self.loss_fn(output.prediction, batch.labels)}
         for objective in self.objectives.values():
             terms.update(objective(output, batch))
         return terms
+
+    def _step(self, stage: Stage, step: Step, batch: Batch, frozen_output, where: str
+              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Run one optimisation step; return (terms, loss)."""
+        if step.steps_model:
+            output = self.model(batch)
+        else:
+            output = frozen_output()
+        terms = self._terms(batch, output)
+        missing = [t for t in step.terms if t not in terms]
+        if missing:
+            raise ValueError(f"stage '{stage.name}' uses term(s) {', '.join(missing)} that "
+                             f"no objective provides; available: {', '.join(terms)}")
+        loss = sum(w * terms[t] for t, w in step.terms.items())
+        if not torch.isfinite(loss):
+            values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+            raise TrainingError(f"loss became {loss.item()} at {where} ({values}); lower the "
+                                f"learning rate or check the objective settings")
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        if not loss.requires_grad:
+            raise ValueError(f"stage '{stage.name}': its loss does not depend on any "
+                             f"parameter of optimizer(s) {', '.join(step.optimizers)}")
+        loss.backward()
+        optimizers = [self.optimizers[name] for name in step.optimizers]
+        if self.train_cfg.get("clip"):
+            params = [p for opt in optimizers for g in opt.param_groups for p in g["params"]]
+            nn.utils.clip_grad_norm_(params, float(self.train_cfg["clip"]))
+        for opt in optimizers:
+            opt.step()
+        return terms, loss
 
     def _run_stage(self, epoch: int, stage: Stage) -> dict[str, float]:
         rng = epoch_rng(self.seed, epoch)
@@ -130,37 +196,24 @@ class Trainer:
         batches = batches[: max(1, math.ceil(stage.fraction * len(batches)))]
         self.model.train()
         self.objectives.train()
-        optimizers = [self.optimizers[name] for name in stage.optimizers]
-        params = [p for opt in optimizers for g in opt.param_groups for p in g["params"]]
         sums: dict[str, float] = {}
         self.display.stage(epoch, stage.name, len(batches))
         for number, batch in enumerate(batches):
-            terms = self._terms(batch, with_model_grad="main" in stage.optimizers)
-            missing = [t for t in stage.terms if t not in terms]
-            if missing:
-                raise ValueError(f"stage '{stage.name}' uses term(s) {', '.join(missing)} that "
-                                 f"no objective provides; available: {', '.join(terms)}")
-            loss = sum(w * terms[t] for t, w in stage.terms.items())
-            if not torch.isfinite(loss):
-                values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-                raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, stage "
-                                    f"'{stage.name}', batch {number} ({values}); lower the "
-                                    f"learning rate or check the objective settings")
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            if not loss.requires_grad:
-                raise ValueError(f"stage '{stage.name}': its loss does not depend on any "
-                                 f"parameter of optimizer(s) {', '.join(stage.optimizers)}")
-            loss.backward()
-            if self.train_cfg.get("clip"):
-                nn.utils.clip_grad_norm_(params, float(self.train_cfg["clip"]))
-            for opt in optimizers:
-                opt.step()
+            frozen = _Lazy(lambda b=batch: self._forward_without_grad(b))
+            for step in stage.steps:
+                for _ in range(step.repeat):
+                    where = f"epoch {epoch}, stage '{stage.name}', batch {number}"
+                    terms, loss = self._step(stage, step, batch, frozen, where)
+            # The last step's terms and loss describe the batch (usually the model step).
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             self.display.batch(float(loss.detach()))
         return {f"{stage.name}/{k}": v / len(batches) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def _forward_without_grad(self, batch: Batch):
+        return self.model(batch)
 
     # -- evaluation ----------------------------------------------------------------------------
     def predict_split(self, split: str) -> np.ndarray:

@@ -1,0 +1,93 @@
+"""`mmim`: MMIM's cached split pickles (a folder with train.pkl, dev.pkl, test.pkl).
+
+Each file is a list of samples `((words, visual, acoustic, actual_words, vlen, alen), label,
+segment_id)`: words = GloVe vocabulary ids, visual [T_v, D_v], acoustic [T_a, D_a],
+actual_words = the transcript's words, vlen / alen = real lengths, label = [[score]].
+Sequences are cut to vlen / alen (at least one frame); the transcript is the words joined by
+spaces. MMIM builds its vocabulary at run time, so the ids carry no vocabulary size here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mimsa.data.dataset import DataError, DatasetCard, MultimodalDataset, NanPolicy
+from mimsa.data.readers._common import (
+    Columns,
+    cut,
+    decode,
+    float_sequence,
+    label_value,
+    token_ids,
+)
+from mimsa.data.safe_pickle import load_pickle
+
+NAME = "mmim"
+SPLIT_FILES = {"train": ("train.pkl",), "valid": ("dev.pkl", "valid.pkl"), "test": ("test.pkl",)}
+
+
+def detect(path: str | Path) -> bool:
+    """Return True when `path` is a folder holding MMIM's train/dev/test pickles."""
+    path = Path(path)
+    return path.is_dir() and all(any((path / n).is_file() for n in names)
+                                 for names in SPLIT_FILES.values())
+
+
+def read(path: str | Path, *, trust_pickle: bool = False,
+         nan_policy: NanPolicy = "error") -> MultimodalDataset:
+    """Return the dataset stored in the MMIM split pickles under the folder `path`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: expected a folder holding train.pkl, dev.pkl and test.pkl")
+    columns = Columns(path)
+    for split, names in SPLIT_FILES.items():
+        file = next((path / n for n in names if (path / n).is_file()), None)
+        if file is None:
+            raise DataError(f"{path}: missing file {' or '.join(names)} (MMIM layout needs "
+                            f"train.pkl, dev.pkl, test.pkl)")
+        samples = load_pickle(file, trust=trust_pickle)
+        if not isinstance(samples, list | tuple):
+            raise DataError(f"{file}: expected a list of samples, found "
+                            f"{type(samples).__name__}")
+        if not samples:
+            raise DataError(f"{file}: split '{split}' is empty (no samples)")
+        ids, labels, fields = _split_samples(samples, file)
+        columns.add(split, ids, labels, **fields)
+    card = DatasetCard(
+        name=path.name, source=str(path), description="MMIM cached split pickles",
+        provenance={"text": "actual_words joined by spaces",
+                    "text_ids": "words (GloVe vocabulary ids from MMIM's run-time vocabulary)",
+                    "audio": "acoustic, cut to alen", "vision": "visual, cut to vlen"},
+        notes=["read by the 'mmim' reader (train.pkl / dev.pkl / test.pkl)"])
+    return columns.dataset(card, nan_policy)
+
+
+def _split_samples(samples: list[Any], file: Path
+                   ) -> tuple[list[str], list[float], dict[str, list[Any]]]:
+    """Return (ids, labels, fields) of one MMIM split file."""
+    ids: list[str] = []
+    labels: list[float] = []
+    fields: dict[str, list[Any]] = {"text": [], "text_ids": [], "audio": [], "vision": []}
+    for i, sample in enumerate(samples):
+        try:
+            (words, visual, acoustic, actual_words, vlen, alen), label, segment = sample
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{file}: sample {i} is not ((words, visual, acoustic, "
+                            f"actual_words, vlen, alen), label, segment_id)") from exc
+        sid = decode(segment).strip()
+        ids.append(sid)
+        labels.append(label_value(label, file, "label", sid))
+        if isinstance(actual_words, str | bytes):
+            text = decode(actual_words)
+        else:
+            text = " ".join(decode(w) for w in np.asarray(actual_words, dtype=object).ravel())
+        fields["text"].append(text)
+        fields["text_ids"].append(token_ids(words, file, "words", sid))
+        fields["vision"].append(cut(float_sequence(visual, file, "visual", sid), vlen, file,
+                                    "vlen", sid))
+        fields["audio"].append(cut(float_sequence(acoustic, file, "acoustic", sid), alen, file,
+                                   "alen", sid))
+    return ids, labels, fields

@@ -1,0 +1,115 @@
+"""`mult`: the MulT / CMU pickles (mosi_data.pkl, mosei_senti_data.pkl, *_noalign.pkl).
+
+Layout: a dict with splits 'train', 'valid', 'test'; each split a dict of equally long arrays:
+  text    [N, T, 300] GloVe vectors        audio  [N, T, D_a]        vision [N, T, D_v]
+  labels  [N, 1, 1] sentiment in [-3, 3]   id     [N] or [N, k] segment ids (optional)
+Sequences are fixed-length and zero-padded; the files hold no lengths, so every sample keeps
+all T steps exactly as stored. Ids: one column (or the first column when it is unique on its
+own, else the non-empty columns joined with '_'); remaining repeats get '#2', '#3', ...
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mimsa.data.dataset import SPLITS, DataError, DatasetCard, MultimodalDataset, NanPolicy
+from mimsa.data.readers._common import Columns, as_array, check_rows, decode, require, unique_ids
+from mimsa.data.safe_pickle import load_pickle
+
+NAME = "mult"
+_NAME_PATTERN = re.compile(r"^.*(_data|_noalign)\.pkl$", re.IGNORECASE)
+_MODALITIES = (("text", "text_feats"), ("audio", "audio"), ("vision", "vision"))
+
+
+def detect(path: str | Path) -> bool:
+    """Return True when `path` is named like a MulT pickle (`*_data.pkl`, `*_noalign.pkl`)."""
+    path = Path(path)
+    return path.is_file() and bool(_NAME_PATTERN.match(path.name))
+
+
+def looks_like(obj: Any) -> bool:
+    """Return True when an unpickled object has MulT's layout (splits with 'labels')."""
+    return isinstance(obj, dict) and isinstance(obj.get("train"), dict) and (
+        "labels" in obj["train"])
+
+
+def read(path: str | Path, *, trust_pickle: bool = False,
+         nan_policy: NanPolicy = "error") -> MultimodalDataset:
+    """Return the dataset stored in the MulT pickle at `path`."""
+    path = Path(path)
+    return from_object(load_pickle(path, trust=trust_pickle), path, nan_policy)
+
+
+def from_object(obj: Any, path: Path, nan_policy: NanPolicy = "error") -> MultimodalDataset:
+    """Return the dataset of an already unpickled MulT object read from `path`."""
+    parts = []
+    for split in SPLITS:
+        parts.append((split, *_split_samples(require(obj, split, path), path, split)))
+    id_rows = [row for _, rows, _, _ in parts for row in rows]
+    ids, how = _choose_ids(id_rows)
+    ids, renamed = unique_ids(ids)
+    columns = Columns(path)
+    start = 0
+    for split, rows, labels, fields in parts:
+        columns.add(split, ids[start: start + len(rows)], labels, **fields)
+        start += len(rows)
+    notes = ["read by the 'mult' reader (MulT / CMU pickle layout)",
+             "sequences keep all stored steps, zero padding included (the file holds no "
+             "lengths)", f"ids: {how}"]
+    if renamed:
+        notes.append(f"{renamed} repeated ids were made unique with a '#k' suffix")
+    provenance = {field: f"key '{key}' of {path.name}" for key, field in _MODALITIES}
+    card = DatasetCard(name=path.stem, source=str(path), description="MulT feature pickle",
+                       provenance=provenance, notes=notes)
+    return columns.dataset(card, nan_policy)
+
+
+def _split_samples(part: Any, path: Path, split: str
+                   ) -> tuple[list[tuple[str, ...]], list[float], dict[str, list[np.ndarray]]]:
+    """Return (raw id rows, labels, fields) of one MulT split."""
+    where = f"split '{split}'"
+    arrays = {key: as_array(require(part, key, path, where), path, f"{split}/{key}", ndim=3)
+              for key, _ in _MODALITIES}
+    labels = as_array(require(part, "labels", path, where), path, f"{split}/labels",
+                      ndim=(1, 2, 3))
+    rows = {key: len(arr) for key, arr in arrays.items()}
+    rows["labels"] = len(labels)
+    raw_ids = None
+    if "id" in part:
+        raw_ids = as_array(part["id"], path, f"{split}/id", ndim=(1, 2))
+        rows["id"] = len(raw_ids)
+    n = check_rows(path, where, rows)
+    flat = labels.reshape(n, -1)
+    if flat.shape[1] != 1:
+        raise DataError(f"{path}: key '{split}/labels' has shape {labels.shape}; mimsa reads "
+                        f"one sentiment score per sample ([N, 1, 1]), not class labels")
+    for key, arr in arrays.items():
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DataError(f"{path}: key '{split}/{key}' has dtype {arr.dtype}; expected "
+                            f"numbers")
+    try:
+        label_list = [float(x) for x in flat[:, 0]]
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: key '{split}/labels' is not numeric") from exc
+    if raw_ids is None:
+        id_rows = [(f"{split}_{i:05d}",) for i in range(n)]
+    else:
+        id_rows = [tuple(decode(v).strip() for v in np.atleast_1d(row)) for row in raw_ids]
+    fields = {field: [np.asarray(x, dtype=np.float32) for x in arrays[key]]
+              for key, field in _MODALITIES}
+    return id_rows, label_list, fields
+
+
+def _choose_ids(rows: list[tuple[str, ...]]) -> tuple[list[str], str]:
+    """Return (one id per row, a note saying how they were formed)."""
+    first = [r[0] for r in rows]
+    if all(len(r) == 1 for r in rows):
+        return first, "the 'id' values (or '<split>_<index>' where the file has none)"
+    if len(set(first)) == len(first):
+        return first, "the first column of 'id'"
+    joined = ["_".join(v for v in r if v) for r in rows]
+    return joined, "the non-empty columns of 'id' joined with '_'"
