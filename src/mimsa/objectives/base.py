@@ -41,13 +41,15 @@ def register_objective(name: str) -> Callable[[type[nn.Module]], type[nn.Module]
 
 def list_objectives() -> dict[str, type[nn.Module]]:
     """Return the registered objectives by name."""
+    import mimsa.objectives.zoo  # noqa: F401  (registers the built-in objectives)
+
     return dict(sorted(_OBJECTIVES.items()))
 
 
 def create_objective(name: str, spec: InputSpec, reps_dims: dict[str, int],
                      **options) -> nn.Module:
     """Return objective `name` for a model whose reps have sizes `reps_dims`."""
-    if name not in _OBJECTIVES:
+    if name not in list_objectives():
         valid = ", ".join(_OBJECTIVES) or "(none registered)"
         raise KeyError(f"unknown objective '{name}'; registered objectives: {valid}")
     return _OBJECTIVES[name](spec, reps_dims, **options)

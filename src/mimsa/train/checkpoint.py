@@ -12,6 +12,7 @@ from torch import nn
 from mimsa.atomic import atomic_write, atomic_write_text
 
 WEIGHTS = "model.safetensors"
+OBJECTIVE_WEIGHTS = "objectives.safetensors"
 SPEC = "model.json"
 RESUME = "resume.pt"
 
@@ -21,10 +22,20 @@ def to_cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
 
 
-def save_checkpoint(run_dir: Path, state: dict[str, torch.Tensor], spec: dict) -> None:
-    """Write `state` to model.safetensors and `spec` (model name, config, inputs) to model.json."""
+def save_checkpoint(run_dir: Path, state: dict[str, torch.Tensor], spec: dict,
+                    objectives: dict[str, torch.Tensor] | None = None) -> None:
+    """Write `state` to model.safetensors, the objectives' networks (critics, predictors) to
+    objectives.safetensors when they have any, and `spec` (model, config, inputs) to model.json."""
     atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(state, str(tmp)))
+    if objectives:
+        atomic_write(run_dir / OBJECTIVE_WEIGHTS, lambda tmp: save_file(objectives, str(tmp)))
     atomic_write_text(run_dir / SPEC, json.dumps(spec, indent=2))
+
+
+def load_objective_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    """Return the saved objectives' state ({} when the run had none)."""
+    path = run_dir / OBJECTIVE_WEIGHTS
+    return load_file(str(path)) if path.is_file() else {}
 
 
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:

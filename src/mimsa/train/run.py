@@ -24,7 +24,7 @@ from mimsa.encoders.builder import TextSpec, prepare_text
 from mimsa.eval.aggregate import write_summary
 from mimsa.models.base import InputSpec, create_model
 from mimsa.objectives.base import create_objective
-from mimsa.train.checkpoint import RESUME, load_checkpoint, load_resume_state
+from mimsa.train.checkpoint import RESUME, load_checkpoint, load_objective_state, load_resume_state
 from mimsa.train.display import QuietDisplay
 from mimsa.train.seeding import seed_everything
 from mimsa.train.trainer import FitResult, Trainer
@@ -168,7 +168,10 @@ def train_seeds(cfg: dict, seeds: list[int], out_dir: Path, *, resume: bool = Fa
 
 
 def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSpec]:
-    """Return (config, trained model in eval mode, dataset, input spec) of a finished run."""
+    """Return (config, trained model in eval mode, dataset, input spec) of a finished run.
+
+    The trained objectives (e.g. a dependency critic) are attached as `model.objectives`.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise RunError(f"{run_dir} is not a mimsa run directory (no {CONFIG})")
@@ -179,6 +182,10 @@ def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSp
     dataset, spec = prepare_data(cfg, saved_text=saved.text)
     model, objectives = build_model(cfg, spec)
     model.load_state_dict(state)
+    objective_state = load_objective_state(run_dir)
+    if objective_state:
+        objectives.load_state_dict(objective_state)
+    model.objectives = objectives
     model.eval()
     return cfg, model, dataset, spec
 

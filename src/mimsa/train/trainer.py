@@ -260,7 +260,8 @@ class Trainer:
                     state.update(best_score=current, best_epoch=epoch, bad_epochs=0,
                                  best_state={"model": to_cpu_state(self.model),
                                              "objectives": to_cpu_state(self.objectives)})
-                    save_checkpoint(self.run_dir, state["best_state"]["model"], self.spec)
+                    save_checkpoint(self.run_dir, state["best_state"]["model"], self.spec,
+                                    state["best_state"]["objectives"])
                 else:
                     state["bad_epochs"] += 1
                 row["best"] = improved
