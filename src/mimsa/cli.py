@@ -152,7 +152,8 @@ def datasets(
         except (FileNotFoundError, ValueError, KeyError) as err:
             console.print(f"  [yellow]not loadable here[/yellow]: {err}", highlight=False)
             continue
-        console.print("\n".join(card.render().splitlines()[1:]), highlight=False)
+        console.print("\n".join(card.render().splitlines()[1:]), highlight=False,
+                      soft_wrap=True)
 
 
 @app.command()
