@@ -121,16 +121,60 @@ def _print_metrics(metrics: dict, title: str) -> None:
 @friendly_errors
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a finished run (or multi-seed) directory")],
+    drop: Annotated[list[str] | None, typer.Option(
+        "--drop", help="modality to remove at test time: a, v, t or a combination (av); "
+                       "repeatable")] = None,
+    fill: Annotated[str, typer.Option(
+        "--fill", help="what replaces a dropped modality: zero, or mean (its training-split "
+                       "mean feature vector; not for token-id text)")] = "zero",
 ) -> None:
     """Re-evaluate a finished run's selected checkpoint on valid and test."""
     from mimsa.train.run import evaluate_run
 
+    transform = None
+    if drop:
+        from mimsa.eval.drop import ModalityDrop
+
+        transform = ModalityDrop(drop, fill)
     runs = sorted(run_dir.glob("seed-*")) if not (run_dir / "config.yaml").exists() else [
         run_dir]
     if not runs:
         raise FileNotFoundError(f"{run_dir}: no run found (expected config.yaml or seed-*/)")
+    if transform is not None:
+        console.print(f"[bold]{transform.describe()}[/bold]", highlight=False)
     for run in runs:
-        _print_metrics(evaluate_run(run), str(run))
+        title = str(run) + (f"  (dropped {transform.drop}, fill {fill})" if transform else "")
+        _print_metrics(evaluate_run(run, transform=transform), title)
+
+
+@app.command()
+@friendly_errors
+def dependency(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run trained with a penalty")],
+    split: Annotated[str, typer.Option("--split", help="train, valid or test")] = "test",
+    top: Annotated[int, typer.Option("--top", help="samples shown at each end")] = 10,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="CSV file (default RUN_DIR/dependency_<split>.csv)")] = None,
+) -> None:
+    """Score every sample by how strongly its modalities agree (the trained critic T)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mimsa.eval.dependency import dependency_report, extremes
+
+    rows, path, name = dependency_report(run_dir, split, out)
+    highest, lowest = extremes(rows, top)
+    for title, chosen in ((f"highest {name} scores (modalities agree most)", highest),
+                          (f"lowest {name} scores (modalities agree least)", lowest)):
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for column, justify in (("id", "left"), ("score", "right"), ("label", "right"),
+                                ("prediction", "right"), ("text", "left")):
+            table.add_column(column, justify=justify, overflow="fold")
+        for r in chosen:
+            table.add_row(escape(r.id), f"{r.score:.4f}", f"{r.label:.2f}",
+                          f"{r.prediction:.2f}", escape(r.text))
+        console.print(table)
+    console.print(f"{len(rows)} {split} samples scored; written to {path}", highlight=False)
 
 
 @app.command()

@@ -47,9 +47,24 @@ DEFAULTS: dict[str, Any] = {
         "select_metric": "MAE",
         "stages": [{"name": "main", "optimizer": "main", "terms": {"task": 1.0}}],
         "optimizers": {},
+        "term_weights": {},  # {term or "stage/term": weight} replaces stage weights; 0 = off
         "threads": None,
     },
     "objectives": {},
+    # A mutual-dependency penalty (Colombo et al.) on any model; see objectives/penalty_config.py.
+    "penalty": {
+        "kind": None,  # null | kl | js | wasserstein
+        "weight": 0.1,  # λ: model loss = task − λ·D
+        "critic_steps": 1,  # critic steps per model step
+        "critic_lr": 1e-4,
+        "hidden": 64,  # critic MLP width, depth (hidden layers), activation
+        "depth": 2,
+        "activation": "relu",
+        "reps": None,  # null = the model's unimodal reps t/a/v
+        "ema": None,  # kl only: MINE's moving-average gradient correction, e.g. 0.99
+        "gamma": 10.0,  # wasserstein only: gradient-penalty weight
+        "lipschitz": "penalty",  # wasserstein only: penalty | spectral
+    },
 }
 FREE_SECTIONS = ("model", "objectives")
 CONFIG_DIR = "configs"

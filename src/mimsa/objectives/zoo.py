@@ -1,1 +1,10 @@
 """Imports every built-in objective module so their `@register_objective` decorators run."""
+
+from mimsa.objectives import (  # noqa: F401
+    ba_bound,
+    cpc,
+    dependency_js,
+    dependency_kl,
+    dependency_wasserstein,
+    entropy,
+)

@@ -24,6 +24,7 @@ from mimsa.encoders.builder import TextSpec, prepare_text
 from mimsa.eval.aggregate import write_summary
 from mimsa.models.base import InputSpec, create_model
 from mimsa.objectives.base import create_objective
+from mimsa.objectives.penalty_config import apply_penalty
 from mimsa.train.checkpoint import RESUME, load_checkpoint, load_objective_state, load_resume_state
 from mimsa.train.display import QuietDisplay
 from mimsa.train.seeding import seed_everything
@@ -62,7 +63,11 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None
 
 
 def build_model(cfg: dict, spec: InputSpec) -> tuple[nn.Module, nn.ModuleDict]:
-    """Return (model, objectives) for `cfg`; the objectives read the model's reps."""
+    """Return (model, objectives) for `cfg`; the objectives read the model's reps.
+
+    A `penalty` section adds its dependency objective (the critic is built after the model,
+    so the model's initialisation does not change)."""
+    cfg = apply_penalty(cfg)
     options = {k: v for k, v in cfg["model"].items() if k != "name"}
     model = create_model(cfg["model"]["name"], spec, **options)
     objectives = nn.ModuleDict()
@@ -117,13 +122,14 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
         torch.set_num_threads(int(cfg["train"]["threads"]))
     seed_everything(int(cfg["seed"]))
     dataset, spec = prepare_data(cfg)
-    model, objectives = build_model(cfg, spec)
+    run_cfg = apply_penalty(cfg)  # config.yaml keeps the compact `penalty` section
+    model, objectives = build_model(run_cfg, spec)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG, config_mod.dump(cfg))
     checkpoint_spec = {"model": cfg["model"]["name"], "model_config": cfg["model"],
                        "inputs": spec.to_dict(), "dataset": dataset.name,
                        "objectives": list(objectives), "seed": cfg["seed"]}
-    trainer = Trainer(model, objectives, dataset, cfg, checkpoint_spec, run_dir,
+    trainer = Trainer(model, objectives, dataset, run_cfg, checkpoint_spec, run_dir,
                       modalities=spec.modalities, pad_id=spec.text.pad_id, display=display,
                       on_epoch_end=on_epoch_end)
     result = trainer.fit(resume=saved)
@@ -191,10 +197,16 @@ def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSp
 
 
 def evaluate_run(run_dir: Path, transform=None) -> dict[str, dict[str, float]]:
-    """Return valid and test metrics of a finished run's selected checkpoint."""
+    """Return valid and test metrics of a finished run's selected checkpoint.
+
+    `transform(batch) -> batch` is applied before the model; one with a `bind(dataset, spec)`
+    method (e.g. `mimsa.eval.drop.ModalityDrop`) is first bound to the run's data.
+    """
     from mimsa.eval.evaluate import predict, score
 
     cfg, model, dataset, spec = load_run(run_dir)
+    if callable(getattr(transform, "bind", None)):
+        transform = transform.bind(dataset, spec)
     out = {}
     for split in ("valid", "test"):
         index = dataset.indices(split)

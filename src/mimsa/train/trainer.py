@@ -15,6 +15,20 @@ it steps, the loss terms it sums (with weights) and how many times it repeats:
 A step that does not step "main" runs the model without gradients (only the objectives' own
 networks learn), which is how MMIM's stage 0 costs one forward pass; within a batch such steps
 share one forward pass of the model.
+
+`train.term_weights` ({term: weight} or {"stage/term": weight}) REPLACES the weight of that term,
+sign included, in every stage (or only in the named stage) that uses it; the stage/term key wins.
+A term of weight 0 is not looked up, a step left without terms is skipped and a stage left
+without steps too: `--set train.term_weights.nce=0` trains MMIM without CPC,
+`--set train.term_weights.main/lld=-0.05` sets β for the BA term of stage "main" only. Keys must
+name terms the stages use. An objective that declares `terms` (the names it returns) is not run
+in a step that uses none of them. At the start of every epoch the trainer calls `reset()` on
+each objective that has one (e.g. to empty a batch memory).
+
+`protocol: legacy` reproduces MMIM's published, test-informed checkpoint rule: the test split is
+scored every epoch (history rows carry test/*), early stopping follows validation, and a
+checkpoint is kept only when the validation metric improves AND test MAE beats its best so far.
+The default `clean` never looks at test before the end.
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +56,7 @@ from mimsa.train.optim import build_optimizers
 from mimsa.train.seeding import epoch_rng
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
+PROTOCOLS = ("clean", "legacy")
 HISTORY = "history.jsonl"
 
 
@@ -112,6 +127,32 @@ class _Lazy:
         return self.value
 
 
+def apply_term_weights(stages: list[Stage], overrides: dict) -> list[Stage]:
+    """Return `stages` with `train.term_weights` applied and zero-weight terms, steps and stages
+    dropped (see the module docstring)."""
+    overrides = {str(k): float(v) for k, v in (overrides or {}).items()}
+    used = {f"{st.name}/{t}" for st in stages for step in st.steps for t in step.terms}
+    valid = sorted(used | {key.split("/", 1)[1] for key in used})
+    unknown = [key for key in overrides if key not in valid]
+    if unknown:
+        raise ValueError(f"train.term_weights: {', '.join(unknown)} is not a term of any stage; "
+                         f"valid: {', '.join(valid)}")
+    kept = []
+    for stage in stages:
+        steps = []
+        for step in stage.steps:
+            terms = {t: overrides.get(f"{stage.name}/{t}", overrides.get(t, w))
+                     for t, w in step.terms.items()}
+            terms = {t: w for t, w in terms.items() if w != 0}
+            if terms:
+                steps.append(replace(step, terms=terms))
+        if steps:
+            kept.append(replace(stage, steps=steps))
+    if not kept:
+        raise ValueError("every stage has only zero-weight terms; nothing to train")
+    return kept
+
+
 def is_better(metric: str, new: float, best: float | None) -> bool:
     """Return True if `new` improves on `best` for `metric` (MAE and loss: lower is better)."""
     if best is None:
@@ -134,13 +175,19 @@ class Trainer:
         self.modalities, self.pad_id = modalities, pad_id
         self.display = display or QuietDisplay()
         self.on_epoch_end = on_epoch_end
-        self.stages = [Stage.from_config(s) for s in self.train_cfg["stages"]]
+        self.stages = apply_term_weights([Stage.from_config(s) for s in self.train_cfg["stages"]],
+                                         self.train_cfg.get("term_weights"))
+        self.protocol = str(cfg.get("protocol", "clean"))
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol '{self.protocol}'; valid: {', '.join(PROTOCOLS)}")
         self.optimizers = build_optimizers(model, objectives, self.train_cfg, cfg["encoder"])
         for stage in self.stages:
             for name in stage.optimizers:
                 if name not in self.optimizers:
                     raise ValueError(f"stage '{stage.name}' steps optimizer '{name}', which has "
-                                     f"no parameters; optimizers: {', '.join(self.optimizers)}")
+                                     f"no parameters; optimizers: {', '.join(self.optimizers)} "
+                                     f"(a stage whose terms all weigh 0 in train.term_weights "
+                                     f"is skipped)")
         loss_name = self.train_cfg["loss"]
         if loss_name not in LOSSES:
             raise ValueError(f"unknown train.loss '{loss_name}'; valid: {', '.join(LOSSES)}")
@@ -150,10 +197,12 @@ class Trainer:
         self.split_index = {s: dataset.indices(s) for s in ("train", "valid", "test")}
 
     # -- one stage ---------------------------------------------------------------------------
-    def _terms(self, batch: Batch, output) -> dict[str, torch.Tensor]:
+    def _terms(self, batch: Batch, output, needed: dict[str, float]) -> dict[str, torch.Tensor]:
         terms = {"task": self.loss_fn(output.prediction, batch.labels)}
         for objective in self.objectives.values():
-            terms.update(objective(output, batch))
+            declared = getattr(objective, "terms", None)
+            if declared is None or any(t in needed for t in declared):
+                terms.update(objective(output, batch))
         return terms
 
     def _step(self, stage: Stage, step: Step, batch: Batch, frozen_output, where: str
@@ -163,11 +212,13 @@ class Trainer:
             output = self.model(batch)
         else:
             output = frozen_output()
-        terms = self._terms(batch, output)
+        terms = self._terms(batch, output, step.terms)
         missing = [t for t in step.terms if t not in terms]
         if missing:
+            declared = [t for o in self.objectives.values() for t in getattr(o, "terms", ())]
+            available = ", ".join(dict.fromkeys([*terms, *declared]))
             raise ValueError(f"stage '{stage.name}' uses term(s) {', '.join(missing)} that "
-                             f"no objective provides; available: {', '.join(terms)}")
+                             f"no objective provides; available: {available}")
         loss = sum(w * terms[t] for t, w in step.terms.items())
         if not torch.isfinite(loss):
             values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
@@ -222,9 +273,9 @@ class Trainer:
                        modalities=self.modalities,
                        batch_size=int(self.cfg["data"]["eval_batch_size"]), pad_id=self.pad_id)
 
-    def _validate(self) -> dict[str, float]:
-        predictions = self.predict_split("valid")
-        labels = self.dataset.labels[self.split_index["valid"]]
+    def _validate(self, split: str = "valid") -> dict[str, float]:
+        predictions = self.predict_split(split)
+        labels = self.dataset.labels[self.split_index[split]]
         metrics = score(labels, predictions)
         metrics["loss"] = float(self.loss_fn(torch.from_numpy(predictions).float(),
                                              torch.from_numpy(labels)).item())
@@ -238,7 +289,7 @@ class Trainer:
         """Train to the epoch limit or early stop; return the selected model's results."""
         epochs, patience = int(self.train_cfg["epochs"]), int(self.train_cfg["patience"])
         state = {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0,
-                 "history": [], "best_state": None}
+                 "history": [], "best_state": None, "best_test": None}
         if resume is not None:
             state = self._restore(resume)
         self.display.start(f"{self.spec['model']} on {self.dataset.name}, seed {self.seed}",
@@ -247,6 +298,9 @@ class Trainer:
             for epoch in range(state["epoch"] + 1, epochs + 1):
                 if state["bad_epochs"] >= patience:
                     break
+                for objective in self.objectives.values():
+                    if callable(getattr(objective, "reset", None)):
+                        objective.reset()
                 started = time.perf_counter()
                 row: dict = {"epoch": epoch}
                 for stage in self.stages:
@@ -256,15 +310,24 @@ class Trainer:
                 row.update({f"valid/{k}": v for k, v in valid.items()})
                 current = valid[self.select_metric]
                 improved = is_better(self.select_metric, current, state["best_score"])
+                keep = improved
                 if improved:
-                    state.update(best_score=current, best_epoch=epoch, bad_epochs=0,
+                    state.update(best_score=current, bad_epochs=0)
+                else:
+                    state["bad_epochs"] += 1
+                if self.protocol == "legacy":  # test-informed: see the module docstring
+                    test = self._validate("test")
+                    row.update({f"test/{k}": v for k, v in test.items()})
+                    keep = improved and is_better("MAE", test["MAE"], state["best_test"])
+                    if keep:
+                        state["best_test"] = test["MAE"]
+                if keep:
+                    state.update(best_epoch=epoch,
                                  best_state={"model": to_cpu_state(self.model),
                                              "objectives": to_cpu_state(self.objectives)})
                     save_checkpoint(self.run_dir, state["best_state"]["model"], self.spec,
                                     state["best_state"]["objectives"])
-                else:
-                    state["bad_epochs"] += 1
-                row["best"] = improved
+                row["best"] = keep
                 state["history"].append(row)
                 state["epoch"] = epoch
                 self._write_history(state["history"])
@@ -272,7 +335,9 @@ class Trainer:
                 self.display.epoch(
                     f"epoch {epoch:3d}  train {row.get(f'{self.stages[-1].name}/loss', 0):.4f}  "
                     f"valid {self.select_metric} {current:.4f}  "
-                    f"Acc-2 {valid['Non0_acc_2']:.4f}{'  *' if improved else ''}")
+                    f"Acc-2 {valid['Non0_acc_2']:.4f}"
+                    + (f"  test MAE {row['test/MAE']:.4f}" if "test/MAE" in row else "")
+                    + ("  *" if keep else ""))
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(epoch)
         finally:
@@ -307,4 +372,5 @@ class Trainer:
             opt.load_state_dict(saved["optimizers"][name])
         torch.set_rng_state(saved["torch_rng"])
         keys = ("epoch", "best_score", "best_epoch", "bad_epochs", "best_state")
-        return {**{k: saved[k] for k in keys}, "history": json.loads(saved["history"])}
+        return {**{k: saved[k] for k in keys}, "best_test": saved.get("best_test"),
+                "history": json.loads(saved["history"])}

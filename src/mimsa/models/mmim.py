@@ -1,0 +1,74 @@
+"""`mmim`: MultiModal InfoMax (Han, Chen, Poria, EMNLP 2021); works with any subset of t/a/v.
+
+  text     the configured text encoder: a pretrained transformer gives the last-layer state of
+           the first token ([CLS], `encoder.pooling: cls`); a local encoder its LSTM vector
+  audio    LSTM over the unpadded frames, final state → dropout → Linear(hidden, out)
+  vision   the same (defaults hidden 16, out 16, 1 layer, unidirectional)
+  fusion   x = concat(h_t, h_a, h_v) → Dropout → tanh(Linear(·, hidden))
+           → Z = tanh(Linear(hidden, hidden)) → ŷ = Linear(hidden, 1)
+
+reps: "t", "a", "v" (those present) and "fusion" = Z. MMIM's training signals are objectives
+read from these reps, set in the preset (configs/mmim.yaml): `ba` (Barber–Agakov bound t→v,
+t→a), `entropy` (H(Y) of that bound) and `cpc` (InfoNCE between Z and each modality), with the
+two-stage schedule as `train.stages`. Weight matrices outside the text encoder are
+xavier-normal initialised.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mimsa.data.batch import Batch
+from mimsa.encoders.builder import build_text_encoder
+from mimsa.encoders.sequence import LSTMEncoder
+from mimsa.models.base import (
+    InputSpec,
+    ModelOutput,
+    register_model,
+    require_modalities,
+    xavier_init,
+)
+
+
+@register_model("mmim")
+class MMIM(nn.Module):
+    """MMIM's encoders and fusion network; the MI objectives live in `mimsa.objectives`."""
+
+    def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 16,
+                 audio_out: int = 16, vision_hidden: int = 16, vision_out: int = 16,
+                 hidden: int = 128, dropout: float = 0.1, fusion_dropout: float = 0.1) -> None:
+        super().__init__()
+        require_modalities("mmim", spec)
+        self.modalities = spec.modalities
+        self.reps_dims: dict[str, int] = {}
+        if "t" in spec.modalities:
+            self.text_encoder = build_text_encoder(spec.text, spec.dims, spec.encoder, text_dim,
+                                                   dropout)
+            self.reps_dims["t"] = self.text_encoder.out_dim
+        if "a" in spec.modalities:
+            self.audio_encoder = LSTMEncoder(spec.dims["audio"], audio_hidden, audio_out,
+                                             dropout=dropout)
+            self.reps_dims["a"] = audio_out
+        if "v" in spec.modalities:
+            self.vision_encoder = LSTMEncoder(spec.dims["vision"], vision_hidden, vision_out,
+                                              dropout=dropout)
+            self.reps_dims["v"] = vision_out
+        width = sum(self.reps_dims.values())
+        self.fusion = nn.Sequential(nn.Dropout(fusion_dropout), nn.Linear(width, hidden),
+                                    nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.head = nn.Linear(hidden, 1)
+        self.reps_dims["fusion"] = hidden
+        xavier_init(self)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        reps: dict[str, torch.Tensor] = {}
+        if "t" in self.modalities:
+            reps["t"] = self.text_encoder(batch).vector
+        if "a" in self.modalities:
+            reps["a"], _ = self.audio_encoder(batch.audio, batch.audio_lengths)
+        if "v" in self.modalities:
+            reps["v"], _ = self.vision_encoder(batch.vision, batch.vision_lengths)
+        z = self.fusion(torch.cat(list(reps.values()), dim=-1))
+        reps["fusion"] = z
+        return ModelOutput(self.head(z).squeeze(-1), reps)
