@@ -22,15 +22,6 @@ runner = CliRunner()
 SIZES = {"train": 96, "valid": 48, "test": 48}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny LSTMs: on a busy 2-core machine a second thread only adds hand-off waits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(kind: str | None) -> dict:
     cfg = config_mod.resolve_config(
         "late_fusion", "synthetic", overrides=[f"penalty.kind={kind or 'null'}"])
@@ -75,13 +66,8 @@ def check_critic_trained(seen: dict, run_dir, kind: str) -> None:
 @pytest.fixture(scope="module")
 def js_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("dependency") / "js"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        seen = train_and_spy(tiny("js"), run_dir)
-    finally:
-        torch.set_num_threads(before)
-    return run_dir, seen
+    torch.set_num_threads(1)  # module-scoped: runs before the per-test thread fixture
+    return run_dir, train_and_spy(tiny("js"), run_dir)
 
 
 def test_js_penalty_trains_the_critic(js_run):

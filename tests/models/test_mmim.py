@@ -19,16 +19,6 @@ from mimsa.train.trainer import Stage, Trainer, apply_term_weights
 TINY_SIZES = {"train": 96, "valid": 48, "test": 48}
 
 
-@pytest.fixture(autouse=True)
-def _two_threads():
-    """Overrides the suite's 2-thread setting here: on 2 busy cores two threads made these
-    tiny runs ~15x slower (38 s instead of 2.5 s for 2 epochs) by waiting on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def mmim_cfg() -> dict:
     """The mmim preset (two stages, ba + entropy + cpc) on 96/48/48 synthetic samples."""
