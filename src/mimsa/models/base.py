@@ -99,5 +99,5 @@ def require_modalities(name: str, spec: InputSpec, needed: str = "") -> None:
 def xavier_init(module: nn.Module, skip: str = "text_encoder.") -> None:
     """Re-initialise weight matrices (xavier normal) outside the pretrained/text part."""
     for name, param in module.named_parameters():
-        if param.dim() >= 2 and not name.startswith(skip) and "pretrained." not in name:
+        if param.dim() >= 2 and skip not in name and "pretrained." not in name:
             nn.init.xavier_normal_(param)

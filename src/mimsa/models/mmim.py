@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from mimsa.data.batch import Batch
-from mimsa.encoders.builder import build_text_encoder
-from mimsa.encoders.sequence import LSTMEncoder
+from mimsa.encoders.unimodal import UnimodalEncoders
 from mimsa.models.base import (
     InputSpec,
     ModelOutput,
@@ -40,20 +39,9 @@ class MMIM(nn.Module):
                  hidden: int = 128, dropout: float = 0.1, fusion_dropout: float = 0.1) -> None:
         super().__init__()
         require_modalities("mmim", spec)
-        self.modalities = spec.modalities
-        self.reps_dims: dict[str, int] = {}
-        if "t" in spec.modalities:
-            self.text_encoder = build_text_encoder(spec.text, spec.dims, spec.encoder, text_dim,
-                                                   dropout)
-            self.reps_dims["t"] = self.text_encoder.out_dim
-        if "a" in spec.modalities:
-            self.audio_encoder = LSTMEncoder(spec.dims["audio"], audio_hidden, audio_out,
-                                             dropout=dropout)
-            self.reps_dims["a"] = audio_out
-        if "v" in spec.modalities:
-            self.vision_encoder = LSTMEncoder(spec.dims["vision"], vision_hidden, vision_out,
-                                              dropout=dropout)
-            self.reps_dims["v"] = vision_out
+        self.encoders = UnimodalEncoders(spec, text_dim, audio_hidden, audio_out, vision_hidden,
+                                         vision_out, dropout)
+        self.reps_dims = dict(self.encoders.dims)
         width = sum(self.reps_dims.values())
         self.fusion = nn.Sequential(nn.Dropout(fusion_dropout), nn.Linear(width, hidden),
                                     nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
@@ -62,13 +50,7 @@ class MMIM(nn.Module):
         xavier_init(self)
 
     def forward(self, batch: Batch) -> ModelOutput:
-        reps: dict[str, torch.Tensor] = {}
-        if "t" in self.modalities:
-            reps["t"] = self.text_encoder(batch).vector
-        if "a" in self.modalities:
-            reps["a"], _ = self.audio_encoder(batch.audio, batch.audio_lengths)
-        if "v" in self.modalities:
-            reps["v"], _ = self.vision_encoder(batch.vision, batch.vision_lengths)
+        reps = self.encoders(batch)
         z = self.fusion(torch.cat(list(reps.values()), dim=-1))
         reps["fusion"] = z
         return ModelOutput(self.head(z).squeeze(-1), reps)
