@@ -219,6 +219,29 @@ def test_freeze_blocks_gradients_and_dropout() -> None:
     torch.testing.assert_close(pooled, again)  # eval mode: no dropout
 
 
+def test_frozen_states_are_cached_per_sequence_and_match_the_transformer(tiny_dir) -> None:
+    T.clear_frozen_cache()
+    frozen = T.TextEncoder(tiny_dir, pooling="mean", freeze=True).train()
+    calls = []
+    frozen.pretrained.register_forward_hook(lambda *_: calls.append(1))
+    input_ids, mask = _batch([[2, 5, 6, 3], [2, 8, 3], [2, 9, 10, 11, 12, 3]])
+    pooled, states, _ = frozen(input_ids, mask)
+    assert len(calls) == 3  # each unseen sequence encoded once, on its own
+    assert torch.all(states[1, 3:] == 0)  # padding is zero
+    reference = T.TextEncoder(tiny_dir, pooling="mean").eval()
+    with torch.no_grad():
+        expected, _, _ = reference(input_ids, mask)
+    torch.testing.assert_close(pooled, expected, atol=1e-5, rtol=1e-5)
+    # Another encoder from the same weights (a later seed) and another batch composition:
+    # no transformer call, and the sample's vector is bit-identical.
+    again = T.TextEncoder(tiny_dir, pooling="mean", freeze=True)
+    again.pretrained.register_forward_hook(lambda *_: calls.append(1))
+    reordered, _, _ = again(*_batch([[2, 8, 3], [2, 5, 6, 3]]))
+    assert len(calls) == 3
+    assert torch.equal(reordered[0], pooled[1]) and torch.equal(reordered[1], pooled[0])
+    T.clear_frozen_cache()
+
+
 def test_unfrozen_encoder_gets_gradients() -> None:
     encoder = T.TextEncoder.from_config(_tiny_config(), pooling="mean").train()
     pooled, _, _ = encoder(*_batch([[2, 5, 6, 3]]))

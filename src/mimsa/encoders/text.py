@@ -189,7 +189,11 @@ class TextEncoder(nn.Module):
 
     pooling: 'cls' = last-layer state of the first token (not the pooler head, which is dropped);
     'mean' = mean of the last-layer states over real tokens. freeze=True: no gradients, the
-    transformer stays in eval mode (no dropout) and runs under no_grad.
+    transformer stays in eval mode (no dropout), and each distinct token sequence is encoded
+    once, on its own and unpadded, then served from a per-process cache shared by every encoder
+    built from the same weights (so later epochs and seeds skip the transformer, and the states
+    of a sample never depend on which batch it arrived in). Padded positions of a frozen
+    encoder's states are zero.
     """
 
     def __init__(self, source: str | Path | nn.Module, pooling: str = "cls",
@@ -213,9 +217,13 @@ class TextEncoder(nn.Module):
         self.out_dim = int(model.config.hidden_size)
         self.pooling = pooling
         self.freeze = freeze
+        self._frozen_states: dict[bytes, torch.Tensor] = {}
         if freeze:
             self.pretrained.requires_grad_(False)
             self.pretrained.eval()
+            if not isinstance(source, nn.Module):
+                self._frozen_states = _FROZEN_STATES.setdefault(
+                    str(resolve_encoder(source)), {})
 
     @classmethod
     def from_config(cls, config, pooling: str = "cls", freeze: bool = False) -> TextEncoder:
@@ -232,7 +240,9 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+        if self.freeze:
+            states = self._cached_states(input_ids, attention_mask)
+        else:
             states = self.pretrained(input_ids=input_ids,
                                      attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
@@ -241,6 +251,34 @@ class TextEncoder(nn.Module):
             weights = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return pooled, states, attention_mask
+
+
+    @torch.no_grad()
+    def _cached_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                       ) -> torch.Tensor:
+        """Return the frozen last-layer states [B, T, H] (zeros on padding), encoding each
+        unseen sequence once, alone and unpadded."""
+        rows = []
+        for ids, mask in zip(input_ids, attention_mask, strict=True):
+            real = ids[mask.bool()]
+            key = real.numpy().tobytes()
+            if key not in self._frozen_states:
+                self._frozen_states[key] = self.pretrained(
+                    input_ids=real.unsqueeze(0)).last_hidden_state[0]
+            rows.append(self._frozen_states[key])
+        states = rows[0].new_zeros(len(rows), input_ids.shape[1], self.out_dim)
+        for i, row in enumerate(rows):
+            states[i, : row.shape[0]] = row
+        return states
+
+
+# Frozen encoders' states per weights folder, then per token-id sequence (see TextEncoder).
+_FROZEN_STATES: dict[str, dict[bytes, torch.Tensor]] = {}
+
+
+def clear_frozen_cache() -> None:
+    """Forget the cached states of frozen encoders (frees their memory)."""
+    _FROZEN_STATES.clear()
 
 
 # -- tokenisation -------------------------------------------------------------------------------
