@@ -179,6 +179,83 @@ def dependency(
 
 @app.command()
 @friendly_errors
+def robustness(
+    run_dirs: Annotated[list[str], typer.Argument(
+        help="finished run directories (single- or multi-seed) to compare", show_default=False)],
+    corruption: Annotated[str, typer.Option(
+        "--corruption", "-c", help="text_missing, text_shuffle, frame_drop, visual_blur, "
+                                   "feature_noise or modality_drop")],
+    rates: Annotated[list[str] | None, typer.Option(
+        "--rates", help="rates in [0, 1]: --rates 0 0.1 0.3 0.5 0.7 0.9 (or 0,0.1,0.3); rate "
+                        "0 is always evaluated")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="output folder (default RUN_DIR/robustness for one run)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="corruption seed")] = 0,
+    split: Annotated[str, typer.Option("--split", help="train, valid or test")] = "test",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", help="corruption option key=value, e.g. --option mode=delete; "
+                         "repeatable")] = None,
+) -> None:
+    """Metrics of runs on inputs corrupted at increasing rates: table, CSV, AUC, plot."""
+    from mimsa.eval.robustness import robustness as measure
+    from mimsa.eval.robustness import write_report
+
+    paths, rate_list = _runs_and_rates(run_dirs, list(rates or []))
+    options = {}
+    for item in option or []:
+        key, value = config_mod.parse_override(item)
+        options[".".join(key)] = value
+    if out is None:
+        if len(paths) != 1:
+            raise ValueError("several runs: choose the output folder with --out DIR")
+        out = paths[0] / "robustness"
+    result = measure(paths, corruption, rate_list, seed=seed, split=split, options=options)
+    written = write_report(result, out)
+    console.print(written["md"].read_text(), highlight=False, soft_wrap=True)
+    console.print(f"written: {', '.join(str(p) for p in written.values())}", highlight=False,
+                  soft_wrap=True)
+
+
+def _runs_and_rates(positionals: list[str], rates: list[str]) -> tuple[list[Path], list[float]]:
+    """Return (run directories, rates). `--rates 0 0.1 0.3` leaves all but the first number
+    among the positional arguments: a positional that is a number and not an existing path is
+    a rate. A --rates value may also list several rates separated by commas."""
+    paths: list[Path] = []
+    values: list[float] = []
+    for item in rates:
+        for part in str(item).replace(",", " ").split():
+            values.append(_number(part, "--rates"))
+    for item in positionals:
+        if not Path(item).exists() and _is_number(item):
+            if not rates:
+                raise ValueError(f"unexpected number '{item}': rates go after --rates")
+            values.append(float(item))
+        else:
+            paths.append(Path(item))
+    if not paths:
+        raise ValueError("give at least one run directory: mimsa robustness RUN_DIR ...")
+    if not values:
+        raise ValueError("give the rates: --rates 0 0.1 0.3 0.5 0.7 0.9")
+    return paths, values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{option} '{text}' is not a number; use rates in [0, 1]") from None
+
+
+@app.command()
+@friendly_errors
 def datasets(
     data_root: Annotated[Path | None, typer.Option("--data-root")] = None,
     load: Annotated[bool, typer.Option(

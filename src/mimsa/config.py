@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
         "length_bucketing": False,
         "synthetic_seed": 0,
         "synthetic_sizes": None,  # e.g. {train: 64, valid: 32, test: 32} for quick checks
+        # Corrupt TRAINING batches: {name: text_missing, rate: 0.3, <options>} or a list of
+        # such mappings, reseeded every epoch; see mimsa/data/corruptions.py. None = off.
+        "augment": None,
     },
     "encoder": {
         "name": "auto",

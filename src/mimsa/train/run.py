@@ -18,6 +18,7 @@ from torch import nn
 
 from mimsa import config as config_mod
 from mimsa.atomic import atomic_write_text
+from mimsa.data.corruptions import Augmentation
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.data.registry import load_dataset
 from mimsa.encoders.builder import TextSpec, prepare_text
@@ -124,6 +125,9 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     dataset, spec = prepare_data(cfg)
     run_cfg = apply_penalty(cfg)  # config.yaml keeps the compact `penalty` section
     model, objectives = build_model(run_cfg, spec)
+    augment = Augmentation.from_config(cfg["data"].get("augment"), int(cfg["seed"]))
+    if augment is not None:
+        augment = augment.bind(dataset, spec)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG, config_mod.dump(cfg))
     checkpoint_spec = {"model": cfg["model"]["name"], "model_config": cfg["model"],
@@ -131,7 +135,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
                        "objectives": list(objectives), "seed": cfg["seed"]}
     trainer = Trainer(model, objectives, dataset, run_cfg, checkpoint_spec, run_dir,
                       modalities=spec.modalities, pad_id=spec.text.pad_id, display=display,
-                      on_epoch_end=on_epoch_end)
+                      on_epoch_end=on_epoch_end, augment=augment)
     result = trainer.fit(resume=saved)
     metrics = write_outputs(run_dir, cfg, dataset, result)
     (run_dir / RESUME).unlink(missing_ok=True)

@@ -25,6 +25,9 @@ name terms the stages use. An objective that declares `terms` (the names it retu
 in a step that uses none of them. At the start of every epoch the trainer calls `reset()` on
 each objective that has one (e.g. to empty a batch memory).
 
+`augment(batch, epoch) -> batch` (the `data.augment` config, `mimsa.data.corruptions`) corrupts
+the training batches of every stage; validation and test batches are never touched.
+
 `protocol: legacy` reproduces MMIM's published, test-informed checkpoint rule: the test split is
 scored every epoch (history rows carry test/*), early stopping follows validation, and a
 checkpoint is kept only when the validation metric improves AND test MAE beats its best so far.
@@ -168,8 +171,10 @@ class Trainer:
     def __init__(self, model: nn.Module, objectives: nn.ModuleDict, dataset: MultimodalDataset,
                  cfg: dict, spec: dict, run_dir: Path, *, modalities: str, pad_id: int = 0,
                  display: QuietDisplay | None = None,
-                 on_epoch_end: Callable[[int], None] | None = None) -> None:
+                 on_epoch_end: Callable[[int], None] | None = None,
+                 augment: Callable[[Batch, int], Batch] | None = None) -> None:
         self.model, self.objectives, self.dataset = model, objectives, dataset
+        self.augment = augment
         self.cfg, self.spec, self.run_dir = cfg, spec, run_dir
         self.train_cfg = cfg["train"]
         self.modalities, self.pad_id = modalities, pad_id
@@ -245,6 +250,8 @@ class Trainer:
             modalities=self.modalities, shuffle=True, rng=rng,
             length_bucketing=bool(self.cfg["data"]["length_bucketing"]), pad_id=self.pad_id))
         batches = batches[: max(1, math.ceil(stage.fraction * len(batches)))]
+        if self.augment is not None:  # training batches only; seeded by (seed, epoch)
+            batches = [self.augment(batch, epoch) for batch in batches]
         self.model.train()
         self.objectives.train()
         sums: dict[str, float] = {}
