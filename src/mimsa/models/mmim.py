@@ -30,6 +30,13 @@ from mimsa.models.base import (
 )
 
 
+def fusion_network(width: int, hidden: int, dropout: float) -> nn.Sequential:
+    """Return MMIM's fusion network: x [B, width] → Dropout → tanh(Linear(width, hidden))
+    → Z = tanh(Linear(hidden, hidden)), Z [B, hidden]."""
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.Tanh(),
+                         nn.Linear(hidden, hidden), nn.Tanh())
+
+
 @register_model("mmim")
 class MMIM(nn.Module):
     """MMIM's encoders and fusion network; the MI objectives live in `mimsa.objectives`."""
@@ -43,8 +50,7 @@ class MMIM(nn.Module):
                                          vision_out, dropout)
         self.reps_dims = dict(self.encoders.dims)
         width = sum(self.reps_dims.values())
-        self.fusion = nn.Sequential(nn.Dropout(fusion_dropout), nn.Linear(width, hidden),
-                                    nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.fusion = fusion_network(width, hidden, fusion_dropout)
         self.head = nn.Linear(hidden, 1)
         self.reps_dims["fusion"] = hidden
         xavier_init(self)

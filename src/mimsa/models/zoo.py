@@ -1,4 +1,5 @@
 """Imports every built-in model module so their `@register_model` decorators run."""
 
+import mimsa.models.mecam  # noqa: F401
 import mimsa.models.mmim  # noqa: F401
 from mimsa.models import ef_lstm, late_fusion, text_only  # noqa: F401

@@ -2,6 +2,7 @@
 
 from mimsa.objectives import (  # noqa: F401
     ba_bound,
+    contrastive,
     cpc,
     dependency_js,
     dependency_kl,
