@@ -190,10 +190,9 @@ class TextEncoder(nn.Module):
     pooling: 'cls' = last-layer state of the first token (not the pooler head, which is dropped);
     'mean' = mean of the last-layer states over real tokens. freeze=True: no gradients, the
     transformer stays in eval mode (no dropout), and each distinct token sequence is encoded
-    once, on its own and unpadded, then served from a per-process cache shared by every encoder
-    built from the same weights (so later epochs and seeds skip the transformer, and the states
-    of a sample never depend on which batch it arrived in). Padded positions of a frozen
-    encoder's states are zero.
+    once, unpadded (sequences of equal length together), then served from a per-process cache
+    shared by every encoder built from the same weights: later epochs and seeds skip the
+    transformer, and no padding reaches a sample's states. Padded positions are zero.
     """
 
     def __init__(self, source: str | Path | nn.Module, pooling: str = "cls",
@@ -256,18 +255,27 @@ class TextEncoder(nn.Module):
     @torch.no_grad()
     def _cached_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
                        ) -> torch.Tensor:
-        """Return the frozen last-layer states [B, T, H] (zeros on padding), encoding each
-        unseen sequence once, alone and unpadded."""
-        rows = []
+        """Return the frozen last-layer states [B, T, H] (zeros on padding), encoding unseen
+        sequences once, unpadded: those of equal length together, so no padding enters."""
+        keys, unseen = [], {}
         for ids, mask in zip(input_ids, attention_mask, strict=True):
             real = ids[mask.bool()]
-            key = real.numpy().tobytes()
+            key = real.cpu().numpy().tobytes()
+            keys.append(key)
             if key not in self._frozen_states:
-                self._frozen_states[key] = self.pretrained(
-                    input_ids=real.unsqueeze(0)).last_hidden_state[0]
-            rows.append(self._frozen_states[key])
-        states = rows[0].new_zeros(len(rows), input_ids.shape[1], self.out_dim)
-        for i, row in enumerate(rows):
+                unseen[key] = real
+        by_length: dict[int, list[bytes]] = {}
+        for key, real in unseen.items():
+            by_length.setdefault(len(real), []).append(key)
+        for group in by_length.values():
+            states = self.pretrained(input_ids=torch.stack([unseen[k] for k in group])
+                                     ).last_hidden_state
+            for key, row in zip(group, states, strict=True):
+                self._frozen_states[key] = row.clone()
+        states = torch.zeros(len(keys), input_ids.shape[1], self.out_dim,
+                             device=input_ids.device)
+        for i, key in enumerate(keys):
+            row = self._frozen_states[key]
             states[i, : row.shape[0]] = row
         return states
 
