@@ -181,7 +181,8 @@ def dependency(
 @friendly_errors
 def robustness(
     run_dirs: Annotated[list[str], typer.Argument(
-        help="finished run directories (single- or multi-seed) to compare", show_default=False)],
+        help="finished run directories (single- or multi-seed) to compare", metavar="RUN_DIR",
+        show_default=False)],
     corruption: Annotated[str, typer.Option(
         "--corruption", "-c", help="text_missing, text_shuffle, frame_drop, visual_blur, "
                                    "feature_noise or modality_drop")],

@@ -55,7 +55,7 @@ def test_clean_rate_reproduces_the_run_and_seeds_are_averaged(runs):
     result = robustness([single, seeds], "frame_drop", [1.0, 0.5], seed=0)
     assert result.rates == [0.0, 0.5, 1.0]
     one, two = result.runs
-    assert one.seeds == ["single"] and two.seeds == ["seed-1", "seed-2"]
+    assert one.seeds == ["seed-1111"] and two.seeds == ["seed-1", "seed-2"]
     reported = json.loads((single / "metrics.json").read_text())["test"]
     assert one.values["MAE"][0, 0] == pytest.approx(reported["MAE"])
     per_seed = [json.loads((seeds / s / "metrics.json").read_text())["test"]["MAE"]

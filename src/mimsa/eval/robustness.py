@@ -126,6 +126,14 @@ def seed_runs(run_dir: Path) -> list[Path]:
     return runs
 
 
+def seed_name(run_dir: Path) -> str:
+    """Return "seed-<seed>" of a finished single-seed run (from its metrics.json)."""
+    try:
+        return f"seed-{json.loads((Path(run_dir) / 'metrics.json').read_text())['seed']}"
+    except (OSError, ValueError, KeyError):
+        return Path(run_dir).name
+
+
 def run_labels(run_dirs: list[Path]) -> list[str]:
     """Return a short distinct label per run: its folder name, with parents when names clash."""
     paths = [Path(p).resolve() for p in run_dirs]
@@ -171,7 +179,7 @@ def robustness(run_dirs: list[Path], corruption: str, rates: list[float], *, see
     groups = [seed_runs(Path(r)) for r in run_dirs]  # every directory checked before any work
     runs, description = [], ""
     for label, run_dir, group in zip(run_labels(run_dirs), run_dirs, groups, strict=True):
-        curves = RunCurves(label, Path(run_dir), [p.name for p in group], rates)
+        curves = RunCurves(label, Path(run_dir), [seed_name(p) for p in group], rates)
         table = {k: np.full((len(group), len(rates)), np.nan) for k in METRIC_KEYS}
         for i, single in enumerate(group):
             per_rate, description = corrupted_metrics(single, corruption, rates, seed=seed,
