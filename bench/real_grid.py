@@ -5,8 +5,9 @@
 A name is `<dataset>_<model>[-<variant>]_<encoder>`:
   dataset   mosi | poria (= mosi-poria) | mosei
   variant   noba (MMIM without the BA terms: β = 0), nocpc (without CPC: α = 0),
-            kl | js | wasserstein (a dependency penalty, weight 0.1), aug (corruption
-            augmentation while training)
+            kl | js | wasserstein (a dependency penalty, weight 0.1), aug (training
+            augmentation: audio/visual feature noise at rate 0.5; text corruptions would give
+            a frozen encoder new transcripts to encode every epoch)
   encoder   minilm, mpnet: fine-tuned (lr 5e-5), [CLS] pooling, the presets' budget of at most
             8 epochs with patience 3 (MMIM and MECAM, whose presets allow 40, get the same 8/3)
             minilm-frozen, mpnet-frozen: the transformer frozen, mean pooling (these are
@@ -43,7 +44,7 @@ VARIANTS = {
     "kl": ["penalty.kind=kl"],
     "js": ["penalty.kind=js"],
     "wasserstein": ["penalty.kind=wasserstein"],
-    "aug": ["data.augment={name: text_missing, rate: 0.3}"],
+    "aug": ["data.augment={name: feature_noise, rate: 0.5}"],
 }
 PENALTIES = ("kl", "js", "wasserstein")
 HOSTS = ["late_fusion", "mmim"]

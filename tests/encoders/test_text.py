@@ -242,6 +242,16 @@ def test_frozen_states_are_cached_per_sequence_and_match_the_transformer(tiny_di
     T.clear_frozen_cache()
 
 
+def test_frozen_cache_is_bounded(tiny_dir, monkeypatch) -> None:
+    T.clear_frozen_cache()
+    monkeypatch.setenv("MIMSA_FROZEN_CACHE_MB", "0")
+    frozen = T.TextEncoder(tiny_dir, pooling="cls", freeze=True)
+    pooled, _, _ = frozen(*_batch([[2, 5, 6, 3], [2, 8, 3]]))
+    assert not T._FROZEN_STATES[str(tiny_dir.resolve())]  # nothing kept
+    assert pooled.shape == (2, 32) and torch.isfinite(pooled).all()
+    T.clear_frozen_cache()
+
+
 def test_unfrozen_encoder_gets_gradients() -> None:
     encoder = T.TextEncoder.from_config(_tiny_config(), pooling="mean").train()
     pooled, _, _ = encoder(*_batch([[2, 5, 6, 3]]))

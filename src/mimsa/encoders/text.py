@@ -271,11 +271,13 @@ class TextEncoder(nn.Module):
             states = self.pretrained(input_ids=torch.stack([unseen[k] for k in group])
                                      ).last_hidden_state
             for key, row in zip(group, states, strict=True):
-                self._frozen_states[key] = row.clone()
+                unseen[key] = row.clone()
+                if _frozen_cache_room(row):
+                    self._frozen_states[key] = unseen[key]
         states = torch.zeros(len(keys), input_ids.shape[1], self.out_dim,
                              device=input_ids.device)
         for i, key in enumerate(keys):
-            row = self._frozen_states[key]
+            row = self._frozen_states[key] if key in self._frozen_states else unseen[key]
             states[i, : row.shape[0]] = row
         return states
 
@@ -284,9 +286,24 @@ class TextEncoder(nn.Module):
 _FROZEN_STATES: dict[str, dict[bytes, torch.Tensor]] = {}
 
 
+_FROZEN_BYTES = [0]
+
+
+def _frozen_cache_room(row: torch.Tensor) -> bool:
+    """Return True (and count it) if `row` fits under $MIMSA_FROZEN_CACHE_MB (default 4096):
+    beyond it, e.g. with text corrupted afresh every epoch, new sequences are encoded but not
+    kept."""
+    size = row.numel() * row.element_size()
+    if _FROZEN_BYTES[0] + size > float(os.environ.get("MIMSA_FROZEN_CACHE_MB", 4096)) * 2**20:
+        return False
+    _FROZEN_BYTES[0] += size
+    return True
+
+
 def clear_frozen_cache() -> None:
     """Forget the cached states of frozen encoders (frees their memory)."""
     _FROZEN_STATES.clear()
+    _FROZEN_BYTES[0] = 0
 
 
 # -- tokenisation -------------------------------------------------------------------------------

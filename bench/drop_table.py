@@ -1,0 +1,65 @@
+"""Test metrics under single-modality drop, mean ± std over the seeds of multi-seed runs.
+
+    MIMSA_DATA=../shared/data python bench/drop_table.py RUN_DIR ... [--fill zero|mean]
+        [--metrics MAE Corr Non0_acc_2] [--labels ...] [--out FILE]
+
+For every run (a `mimsa train --seeds ...` directory), every seed's selected checkpoint is
+scored on the test split as trained ("none") and with each of its modalities dropped in turn
+(`mimsa evaluate RUN --drop m`, see mimsa.eval.drop). Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mimsa.eval.aggregate import mean_std
+from mimsa.eval.drop import ModalityDrop
+from mimsa.train.run import evaluate_run, load_run
+
+PERCENT = ("acc", "F1")
+
+
+def cell(key: str, values: list[float]) -> str:
+    mean, std, _ = mean_std(values)
+    scale, digits = (100, 2) if any(p in key for p in PERCENT) else (1, 3)
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def drop_rows(run: Path, fill: str, metrics: list[str]) -> list[tuple[str, int, list[str]]]:
+    """Return (drop, n seeds, cells) rows for run: as trained, then each modality dropped."""
+    seeds = sorted(run.glob("seed-*/metrics.json"))
+    if not seeds:
+        raise SystemExit(f"{run}: no seed-*/metrics.json found")
+    modalities = load_run(seeds[0].parent)[3].modalities
+    rows = []
+    for drop in ["none", *modalities]:
+        transform = None if drop == "none" else ModalityDrop([drop], fill)
+        scores = [evaluate_run(p.parent, transform=transform)["test"] for p in seeds]
+        rows.append((drop, len(scores), [cell(k, [s[k] for s in scores]) for k in metrics]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--fill", default="zero")
+    parser.add_argument("--metrics", nargs="*", default=["MAE", "Corr", "Non0_acc_2",
+                                                         "Mult_acc_7"])
+    parser.add_argument("--labels", nargs="*")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    labels = args.labels or [p.name for p in args.runs]
+    lines = ["| run | dropped | n | " + " | ".join(args.metrics) + " |",
+             "|" + "---|" * (len(args.metrics) + 3)]
+    for label, run in zip(labels, args.runs, strict=True):
+        for drop, n, cells in drop_rows(run, args.fill, args.metrics):
+            lines.append(f"| {label} | {drop} | {n} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Seconds per training epoch of the information-theoretic objectives vs their host models on
+# `mosi` with fine-tuned MiniLM (batch 32, length bucketing), 3 epochs each (the first is
+# warm-up), one JSON per configuration under OUT_DIR (default bench/results/speed).
+# Usage: MIMSA_DATA=../shared/data bash bench/objective_speed.sh [OUT_DIR]
+# Run it on an otherwise idle machine: a second busy process distorts every ratio.
+set -euo pipefail
+out=${1:-bench/results/speed}
+mkdir -p "$out"
+common=(-d mosi --epochs 3 --set encoder.name=minilm)
+declare -A runs=(
+  [text_only]="-m text_only"
+  [late_fusion]="-m late_fusion"
+  [mmim]="-m mmim"
+  [late_fusion_kl]="-m late_fusion --set penalty.kind=kl"
+  [late_fusion_js]="-m late_fusion --set penalty.kind=js"
+  [late_fusion_wasserstein]="-m late_fusion --set penalty.kind=wasserstein"
+)
+for name in text_only late_fusion mmim late_fusion_kl late_fusion_js late_fusion_wasserstein; do
+  [ -f "$out/$name.json" ] && continue
+  echo "$(date +%T) $name"
+  # shellcheck disable=SC2086
+  python bench/train_speed.py ${runs[$name]} "${common[@]}" --out "$out/$name.json" > /dev/null
+done
+python - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+r = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+print("| run | s/epoch (epochs 2-3) | first epoch s | peak RSS MiB | ratio |")
+print("|---|---|---|---|---|")
+ref = {"mmim": "text_only", "late_fusion": "text_only"}
+for name, x in r.items():
+    base = ref.get(name, "late_fusion" if name.startswith("late_fusion_") else None)
+    ratio = (f"{x['seconds_per_epoch'] / r[base]['seconds_per_epoch']:.2f} vs {base}"
+             if base in r else "")
+    print(f"| {name} | {x['seconds_per_epoch']:.1f} | {x['first_epoch_seconds']:.1f} | "
+          f"{x['peak_rss_mib']:.0f} | {ratio} |")
+PY
