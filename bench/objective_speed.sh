@@ -2,12 +2,13 @@
 # Seconds per training epoch of the information-theoretic objectives vs their host models on
 # `mosi` with fine-tuned MiniLM (batch 32, length bucketing), 3 epochs each (the first is
 # warm-up), one JSON per configuration under OUT_DIR (default bench/results/speed).
-# Usage: MIMSA_DATA=../shared/data bash bench/objective_speed.sh [OUT_DIR]
-# Run it on an otherwise idle machine: a second busy process distorts every ratio.
+# Usage: MIMSA_DATA=../shared/data [THREADS=2] bash bench/objective_speed.sh [OUT_DIR]
+# Run it on an otherwise idle machine (or with THREADS=1 beside at most one other
+# single-threaded job): oversubscribed cores distort every ratio.
 set -euo pipefail
 out=${1:-bench/results/speed}
 mkdir -p "$out"
-common=(-d mosi --epochs 3 --set encoder.name=minilm)
+common=(-d mosi --epochs 3 --threads "${THREADS:-2}" --set encoder.name=minilm)
 declare -A runs=(
   [text_only]="-m text_only"
   [late_fusion]="-m late_fusion"

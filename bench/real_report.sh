@@ -51,6 +51,10 @@ robustness)
       mimsa robustness "${runs[@]/#/$grid/}" -c "$c" --rates 0 0.1 0.3 0.5 \
         --out "$grid/robustness/$d" > /dev/null && echo "$grid/robustness/$d/$c.md"
     done
+    for metric in Non0_acc_2 MAE; do
+      python bench/robustness_summary.py "$grid/robustness/$d" --metric $metric \
+        --out "$out/${d}_robustness_$metric.md" > /dev/null && echo "$out/${d}_robustness_$metric.md"
+    done
   done ;;
 *) echo "unknown part $part"; exit 2 ;;
 esac; done
