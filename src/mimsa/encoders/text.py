@@ -251,7 +251,6 @@ class TextEncoder(nn.Module):
             pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return pooled, states, attention_mask
 
-
     @torch.no_grad()
     def _cached_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
                        ) -> torch.Tensor:
@@ -282,10 +281,9 @@ class TextEncoder(nn.Module):
         return states
 
 
-# Frozen encoders' states per weights folder, then per token-id sequence (see TextEncoder).
+# Frozen encoders' states per weights folder, then per token-id sequence (see TextEncoder),
+# and the bytes they hold.
 _FROZEN_STATES: dict[str, dict[bytes, torch.Tensor]] = {}
-
-
 _FROZEN_BYTES = [0]
 
 
