@@ -217,12 +217,14 @@ class TextEncoder(nn.Module):
         self.pooling = pooling
         self.freeze = freeze
         self._frozen_states: dict[bytes, torch.Tensor] = {}
+        # The folder the weights were loaded from (None for a module passed in): frozen weights
+        # from a folder are left out of checkpoints and reloaded from it (train/checkpoint.py).
+        self.weights_dir = None if isinstance(source, nn.Module) else str(resolve_encoder(source))
         if freeze:
             self.pretrained.requires_grad_(False)
             self.pretrained.eval()
-            if not isinstance(source, nn.Module):
-                self._frozen_states = _FROZEN_STATES.setdefault(
-                    str(resolve_encoder(source)), {})
+            if self.weights_dir is not None:
+                self._frozen_states = _FROZEN_STATES.setdefault(self.weights_dir, {})
 
     @classmethod
     def from_config(cls, config, pooling: str = "cls", freeze: bool = False) -> TextEncoder:
@@ -250,6 +252,25 @@ class TextEncoder(nn.Module):
             weights = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return pooled, states, attention_mask
+
+    @property
+    def reloadable(self) -> bool:
+        """True when the transformer is frozen and its weights come from a folder, so a
+        checkpoint need not store them."""
+        return self.freeze and self.weights_dir is not None
+
+    def weights_sha256(self) -> str:
+        """Return the sha256 of the transformer's weights (names and bytes, in name order);
+        for a reloadable encoder computed once per process and weights folder."""
+        if self.reloadable and self.weights_dir in _WEIGHTS_SHA256:
+            return _WEIGHTS_SHA256[self.weights_dir]
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.pretrained.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        if self.reloadable:
+            _WEIGHTS_SHA256[self.weights_dir] = digest.hexdigest()
+        return digest.hexdigest()
 
     @torch.no_grad()
     def _cached_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -284,6 +305,7 @@ class TextEncoder(nn.Module):
 # Frozen encoders' states per weights folder, then per token-id sequence (see TextEncoder),
 # and the bytes they hold.
 _FROZEN_STATES: dict[str, dict[bytes, torch.Tensor]] = {}
+_WEIGHTS_SHA256: dict[str, str] = {}
 _FROZEN_BYTES = [0]
 
 
@@ -299,9 +321,10 @@ def _frozen_cache_room(row: torch.Tensor) -> bool:
 
 
 def clear_frozen_cache() -> None:
-    """Forget the cached states of frozen encoders (frees their memory)."""
+    """Forget the cached states (frees their memory) and weight digests of frozen encoders."""
     _FROZEN_STATES.clear()
     _FROZEN_BYTES[0] = 0
+    _WEIGHTS_SHA256.clear()
 
 
 # -- tokenisation -------------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""Checkpoints: weights as safetensors plus a JSON spec; the resume state of a run."""
+"""Checkpoints: weights as safetensors plus a JSON spec; the resume state of a run.
+
+A frozen pretrained text encoder loaded from a folder (a `TextEncoder` that is `reloadable`)
+is left out of both: its weights are the folder's, rebuilt with the model, so a run stores only
+what it trained. The spec records each such encoder's folder and weights sha256
+(`frozen_encoders`), and `load_model_state` refuses a model whose rebuilt weights differ.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,41 @@ SPEC = "model.json"
 RESUME = "resume.pt"
 
 
-def to_cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Return a detached, contiguous CPU copy of `module.state_dict()`."""
-    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+def to_cpu_state(module: nn.Module, skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """Return a detached, contiguous CPU copy of `module.state_dict()` without the keys that
+    start with a prefix in `skip`."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()
+            if not k.startswith(skip)}
+
+
+def frozen_encoders(model: nn.Module) -> dict[str, dict[str, str]]:
+    """Return {state-dict prefix: {"weights": folder, "sha256": digest}} for every frozen text
+    encoder of `model` whose weights come from a folder: the weights checkpoints leave out."""
+    from mimsa.encoders.text import TextEncoder
+
+    return {(f"{name}." if name else "") + "pretrained.": {"weights": str(module.weights_dir),
+                                                          "sha256": module.weights_sha256()}
+            for name, module in model.named_modules()
+            if isinstance(module, TextEncoder) and module.reloadable}
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor],
+                     frozen: dict[str, dict[str, str]], where: str) -> None:
+    """Load `state` into `model`. Keys absent from `state` must belong to the frozen encoders
+    in `frozen` (see `frozen_encoders`), whose rebuilt weights must have the saved sha256."""
+    result = model.load_state_dict(state, strict=False)
+    unexplained = [k for k in result.missing_keys if not k.startswith(tuple(frozen))]
+    if result.unexpected_keys or unexplained:
+        names = ", ".join([*unexplained[:3], *result.unexpected_keys[:3]])
+        raise ValueError(f"{where}: the saved weights do not fit the model ({names} ...); the "
+                         f"checkpoint belongs to another model or version, re-run training")
+    current = frozen_encoders(model)
+    for prefix, saved in frozen.items():
+        if current.get(prefix, {}).get("sha256") != saved["sha256"]:
+            raise ValueError(f"{where}: trained with the frozen text encoder from "
+                             f"{saved['weights']} (weights sha256 {saved['sha256'][:12]}), but "
+                             f"the encoder built now has other weights; install the encoder "
+                             f"the run used")
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, torch.Tensor], spec: dict,

@@ -1,8 +1,9 @@
 """One run, top to bottom: config → data → model → trainer → outputs in a run directory.
 
 A run directory holds config.yaml, history.jsonl, metrics.json, predictions.csv,
-model.safetensors + model.json, and while unfinished resume.pt. A multi-seed run holds one such
-directory per seed (seed-1111, ...) plus summary.csv and summary.md.
+model.safetensors + model.json, and while unfinished resume.pt (the weights of a frozen
+pretrained text encoder are left out of both; see train/checkpoint.py). A multi-seed run holds
+one such directory per seed (seed-1111, ...) plus summary.csv and summary.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from mimsa.eval.aggregate import write_summary
 from mimsa.models.base import InputSpec, create_model
 from mimsa.objectives.base import create_objective
 from mimsa.objectives.penalty_config import apply_penalty
-from mimsa.train.checkpoint import RESUME, load_checkpoint, load_objective_state, load_resume_state
+from mimsa.train.checkpoint import (
+    RESUME,
+    frozen_encoders,
+    load_checkpoint,
+    load_model_state,
+    load_objective_state,
+    load_resume_state,
+)
 from mimsa.train.display import QuietDisplay
 from mimsa.train.seeding import seed_everything
 from mimsa.train.trainer import FitResult, Trainer
@@ -132,7 +140,8 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     atomic_write_text(run_dir / CONFIG, config_mod.dump(cfg))
     checkpoint_spec = {"model": cfg["model"]["name"], "model_config": cfg["model"],
                        "inputs": spec.to_dict(), "dataset": dataset.name,
-                       "objectives": list(objectives), "seed": cfg["seed"]}
+                       "objectives": list(objectives), "seed": cfg["seed"],
+                       "frozen_encoders": frozen_encoders(model)}
     trainer = Trainer(model, objectives, dataset, run_cfg, checkpoint_spec, run_dir,
                       modalities=spec.modalities, pad_id=spec.text.pad_id, display=display,
                       on_epoch_end=on_epoch_end, augment=augment)
@@ -191,7 +200,7 @@ def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSp
     cfg["data"]["modalities"] = saved.modalities
     dataset, spec = prepare_data(cfg, saved_text=saved.text)
     model, objectives = build_model(cfg, spec)
-    model.load_state_dict(state)
+    load_model_state(model, state, spec_json.get("frozen_encoders") or {}, str(run_dir))
     objective_state = load_objective_state(run_dir)
     if objective_state:
         objectives.load_state_dict(objective_state)
