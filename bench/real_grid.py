@@ -5,7 +5,9 @@
 A name is `<dataset>_<model>[-<variant>]_<encoder>`:
   dataset   mosi | poria (= mosi-poria) | mosei
   variant   noba (MMIM without the BA terms: β = 0), nocpc (without CPC: α = 0),
-            kl | js | wasserstein (a dependency penalty, weight 0.1), aug (training
+            kl | js | wasserstein (a dependency penalty, weight 0.1; with an `r` suffix,
+            e.g. klr, the critic trains on the model step's reps: penalty.critic_reps=reuse),
+            aug (training
             augmentation: audio/visual feature noise at rate 0.5; text corruptions would give
             a frozen encoder new transcripts to encode every epoch)
   encoder   minilm, mpnet: fine-tuned (lr 5e-5), [CLS] pooling, the presets' budget of at most
@@ -13,7 +15,7 @@ A name is `<dataset>_<model>[-<variant>]_<encoder>`:
             minilm-frozen, mpnet-frozen: the transformer frozen, mean pooling (these are
             sentence-embedding models trained with mean pooling), each transcript encoded once
             per process; at most 30 epochs, patience 6 (only the small networks learn)
-A group (finetuned, frozen, issue4 ... issue7) names several runs. Finished runs (summary.csv
+A group (finetuned, frozen, issue4 ... issue7, reuse) names several runs. Finished runs (summary.csv
 present) are skipped and an interrupted one resumes, so the script can be re-run after a stop.
 Running many frozen runs in one process pays the transformer once per dataset.
 """
@@ -44,6 +46,8 @@ VARIANTS = {
     "kl": ["penalty.kind=kl"],
     "js": ["penalty.kind=js"],
     "wasserstein": ["penalty.kind=wasserstein"],
+    **{f"{p}r": [f"penalty.kind={p}", "penalty.critic_reps=reuse"]
+       for p in ("kl", "js", "wasserstein")},
     "aug": ["data.augment={name: feature_noise, rate: 0.5}"],
 }
 PENALTIES = ("kl", "js", "wasserstein")
@@ -66,6 +70,8 @@ GROUPS: dict[str, list[str]] = {
     "issue6": _names(["mosi", "poria"], [f"{h}{v}" for h in HOSTS
                                          for v in ("", *(f"-{p}" for p in PENALTIES))],
                      ["minilm-frozen"]),
+    "reuse": _names(["mosi", "poria"], [f"{h}-{p}r" for h in HOSTS for p in PENALTIES],
+                    ["minilm-frozen"]),
     "issue7": _names(["mosi", "poria"], ["late_fusion", "mmim", "mecam", "mecam-aug"],
                      ["minilm-frozen"]),
 }

@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
         "kind": None,  # null | kl | js | wasserstein
         "weight": 0.1,  # λ: model loss = task − λ·D
         "critic_steps": 1,  # critic steps per model step
+        # fresh: critic steps BEFORE the model step, on a no-grad forward of the current model;
+        # reuse: AFTER it, on that step's detached reps (no extra forward; one update stale)
+        "critic_reps": "fresh",
         "critic_lr": 1e-4,
         "hidden": 64,  # critic MLP width, depth (hidden layers), activation
         "depth": 2,

@@ -65,8 +65,17 @@ def test_multi_step_stages_get_a_critic_step_before_each_main_step():
     assert out[0]["steps"][2]["terms"] == {"task": 1.0, "dependency": -0.5}
 
 
+def test_critic_reps_reuse_puts_the_critic_step_after_the_model_step():
+    out = apply_penalty(resolved("late_fusion", "penalty.kind=kl", "penalty.critic_reps=reuse",
+                                 "penalty.critic_steps=2"))
+    assert out["train"]["stages"] == [{"name": "main", "steps": [
+        {"optimizer": "main", "terms": {"task": 1.0, "dependency": -0.1}},
+        {"optimizer": "critic", "terms": {"critic_loss": 1.0}, "repeat": 2}]}]
+
+
 @pytest.mark.parametrize("override, message", [
     ("penalty.kind=mine", "penalty.kind 'mine' is unknown"),
+    ("penalty.critic_reps=stale", "penalty.critic_reps 'stale' is unknown"),
     ("penalty.ema=0.99", "penalty.ema applies to penalty.kind=kl only"),
     ("penalty.critic_steps=0", "critic_steps must be >= 1"),
 ])

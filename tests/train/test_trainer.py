@@ -160,3 +160,32 @@ def test_steps_within_a_stage_and_model_frozen_when_not_stepped(tiny_cfg, tmp_pa
     train_run(tiny_cfg, tmp_path / "both")
     trained = load_file(str(tmp_path / "both" / "model.safetensors"))
     assert not all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
+
+
+def test_steps_after_the_model_step_reuse_its_output_without_a_forward(tiny_cfg, tmp_path,
+                                                                       monkeypatch):
+    from mimsa.objectives.base import _OBJECTIVES
+    from mimsa.train.trainer import Trainer
+
+    _OBJECTIVES.setdefault("test_probe", Probe)
+    tiny_cfg["objectives"] = {"test_probe": {}}
+    tiny_cfg["train"]["epochs"] = 1
+    tiny_cfg["train"]["optimizers"] = {"probe": {"lr": 0.1}}
+    forwards = []
+    original = Trainer._forward_without_grad
+    monkeypatch.setattr(Trainer, "_forward_without_grad",
+                        lambda self, b: forwards.append(1) or original(self, b))
+    batches = 3  # 96 training samples in batches of 32
+    probe = {"optimizer": "probe", "terms": {"probe": 1.0}, "repeat": 2}
+    model = {"optimizer": "main", "terms": {"task": 1.0}}
+    tiny_cfg["train"]["stages"] = [{"name": "before", "steps": [probe, model]}]
+    train_run(tiny_cfg, tmp_path / "before")
+    assert len(forwards) == batches  # one shared no-grad forward per batch
+    forwards.clear()
+    tiny_cfg["train"]["stages"] = [{"name": "after", "steps": [model, probe]}]
+    Probe.calls = 0
+    train_run(tiny_cfg, tmp_path / "after")
+    assert forwards == []  # the probe read the model step's detached output
+    assert Probe.calls >= 2 * batches
+    row = json.loads((tmp_path / "after" / "history.jsonl").read_text().splitlines()[0])
+    assert row["after/loss"] == pytest.approx(row["after/task"])  # the model step's loss

@@ -7,13 +7,19 @@ understands, and the models are not touched:
   objectives.dependency_<kind>   the critic on the model's unimodal reps (options below)
   train.optimizers.critic        {lr: penalty.critic_lr} (other keys already there are kept)
   train.stages                   every step that steps "main" gets `dependency: −weight` added
-                                 to its terms and is preceded by a critic step
+                                 to its terms and is preceded (critic_reps: fresh) or followed
+                                 (critic_reps: reuse) by a critic step
                                  {optimizer: critic, terms: {critic_loss: 1.0},
                                   repeat: critic_steps}; name, fraction, other terms and steps
                                  that do not step "main" (e.g. MMIM's stage "mi") are kept.
 So the model step minimises task − weight·D while the critic maximises D on detached reps.
+`fresh` (the default) trains the critic on the current model's reps, which costs one extra
+forward pass of the model per batch without gradients (for a fine-tuned transformer about a
+quarter of an epoch); `reuse` trains it on the reps the model step already computed (the
+trainer reuses a batch's model-step output for later steps), i.e. on the model as it was
+before that step's update, at no extra forward.
 
-Keys: kind (null | kl | js | wasserstein), weight (λ), critic_steps, critic_lr, and the
+Keys: kind (null | kl | js | wasserstein), weight (λ), critic_steps, critic_reps, critic_lr, and the
 critic's options hidden, depth, activation, reps (null = the model's t/a/v reps); ema (kl only),
 gamma and lipschitz (wasserstein only). The run's config.yaml keeps the compact section; the
 expansion is redone whenever the run is built (training, resume, evaluate), so it is one
@@ -27,6 +33,7 @@ import copy
 from mimsa.config import DEFAULTS
 
 KINDS = ("kl", "js", "wasserstein")
+CRITIC_REPS = ("fresh", "reuse")
 CRITIC_OPTIONS = ("hidden", "depth", "activation", "reps")
 KIND_OPTIONS = {"kl": ("ema",), "js": (), "wasserstein": ("gamma", "lipschitz")}
 DEFAULT_PENALTY = DEFAULTS["penalty"]
@@ -54,6 +61,10 @@ def apply_penalty(cfg: dict) -> dict:
     weight, steps = float(section["weight"]), int(section["critic_steps"])
     if steps < 1:
         raise ValueError(f"penalty.critic_steps must be >= 1 (got {section['critic_steps']})")
+    critic_reps = str(section["critic_reps"])
+    if critic_reps not in CRITIC_REPS:
+        raise ValueError(f"penalty.critic_reps '{critic_reps}' is unknown; valid: "
+                         f"{', '.join(CRITIC_REPS)}")
     name = f"dependency_{kind}"
     out = copy.deepcopy(cfg)
     objectives = out.setdefault("objectives", {}) or {}
@@ -66,15 +77,17 @@ def apply_penalty(cfg: dict) -> dict:
     optimizers = dict(train.get("optimizers") or {})
     optimizers["critic"] = {**(optimizers.get("critic") or {}), "lr": float(section["critic_lr"])}
     train["optimizers"] = optimizers
-    train["stages"] = penalise_stages(train["stages"], weight, steps)
+    train["stages"] = penalise_stages(train["stages"], weight, steps,
+                                      critic_after=critic_reps == "reuse")
     out["penalty"] = {**section, "kind": None}
     return out
 
 
-def penalise_stages(stages: list[dict], weight: float, critic_steps: int) -> list[dict]:
+def penalise_stages(stages: list[dict], weight: float, critic_steps: int,
+                    critic_after: bool = False) -> list[dict]:
     """Return stage configs where every step that steps "main" gets the term
-    `dependency: −weight` and is preceded by `critic_steps` critic steps; stages without such
-    a step are returned unchanged."""
+    `dependency: −weight` and is preceded (or, with `critic_after`, followed) by `critic_steps`
+    critic steps; stages without such a step are returned unchanged."""
     out = []
     for stage in stages:
         steps = stage.get("steps")
@@ -92,9 +105,10 @@ def penalise_stages(stages: list[dict], weight: float, critic_steps: int) -> lis
             if "dependency" in terms or "critic_loss" in terms:
                 raise ValueError(f"stage '{stage.get('name', 'main')}' already uses the "
                                  f"dependency terms; remove them or unset penalty.kind")
-            new_steps.append({"optimizer": "critic", "terms": {"critic_loss": 1.0},
-                              "repeat": critic_steps})
-            new_steps.append({**copy.deepcopy(step), "terms": {**terms, "dependency": -weight}})
+            critic = {"optimizer": "critic", "terms": {"critic_loss": 1.0},
+                      "repeat": critic_steps}
+            model = {**copy.deepcopy(step), "terms": {**terms, "dependency": -weight}}
+            new_steps += [model, critic] if critic_after else [critic, model]
         new_stage = {"name": stage.get("name", "main"), "steps": new_steps}
         if "fraction" in stage:
             new_stage["fraction"] = stage["fraction"]

@@ -12,9 +12,11 @@ it steps, the loss terms it sums (with weights) and how many times it repeats:
           - {optimizer: main, terms: {task: 1.0, dependency: -0.1}}
 
 "task" is the regression loss on the prediction; every other term comes from an objective.
-A step that does not step "main" runs the model without gradients (only the objectives' own
-networks learn), which is how MMIM's stage 0 costs one forward pass; within a batch such steps
-share one forward pass of the model.
+A step that does not step "main" does not train the model (only the objectives' own networks
+learn): it reads the model's output without gradients, which is how MMIM's stage 0 costs one
+forward pass. Within a batch such steps share that output: a no-grad forward of the current
+model, or, after a model step on the same batch, the detached output of that step (computed
+before its update), so a step placed after the model step costs no forward pass at all.
 
 `train.term_weights` ({term: weight} or {"stage/term": weight}) REPLACES the weight of that term,
 sign included, in every stage (or only in the named stage) that uses it; the stage/term key wins.
@@ -53,7 +55,13 @@ from mimsa.data.batch import Batch, iterate_batches
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.eval.evaluate import predict, score
 from mimsa.eval.metrics import LOWER_IS_BETTER
-from mimsa.train.checkpoint import save_checkpoint, save_resume_state, to_cpu_state
+from mimsa.models.base import ModelOutput
+from mimsa.train.checkpoint import (
+    load_model_state,
+    save_checkpoint,
+    save_resume_state,
+    to_cpu_state,
+)
 from mimsa.train.display import QuietDisplay
 from mimsa.train.optim import build_optimizers
 from mimsa.train.seeding import epoch_rng
@@ -116,6 +124,12 @@ class FitResult:
     predictions: dict[str, np.ndarray]
     best_epoch: int
     history: list[dict]
+
+
+def detach_output(output: ModelOutput) -> ModelOutput:
+    """Return `output` with its prediction and reps detached from the graph."""
+    return ModelOutput(output.prediction.detach(),
+                       {k: v.detach() for k, v in output.reps.items()})
 
 
 class _Lazy:
@@ -199,6 +213,7 @@ class Trainer:
         self.loss_fn = LOSSES[loss_name]
         self.select_metric = str(self.train_cfg["select_metric"])
         self.seed = int(cfg["seed"])
+        self.frozen = dict(spec.get("frozen_encoders") or {})  # weights left out of checkpoints
         self.split_index = {s: dataset.indices(s) for s in ("train", "valid", "test")}
 
     # -- one stage ---------------------------------------------------------------------------
@@ -211,8 +226,8 @@ class Trainer:
         return terms
 
     def _step(self, stage: Stage, step: Step, batch: Batch, frozen_output, where: str
-              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Run one optimisation step; return (terms, loss)."""
+              ) -> tuple[dict[str, torch.Tensor], torch.Tensor, ModelOutput]:
+        """Run one optimisation step; return (terms, loss, the model output it used)."""
         if step.steps_model:
             output = self.model(batch)
         else:
@@ -241,7 +256,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(params, float(self.train_cfg["clip"]))
         for opt in optimizers:
             opt.step()
-        return terms, loss
+        return terms, loss, output
 
     def _run_stage(self, epoch: int, stage: Stage) -> dict[str, float]:
         rng = epoch_rng(self.seed, epoch)
@@ -258,11 +273,17 @@ class Trainer:
         self.display.stage(epoch, stage.name, len(batches))
         for number, batch in enumerate(batches):
             frozen = _Lazy(lambda b=batch: self._forward_without_grad(b))
+            described = False
             for step in stage.steps:
                 for _ in range(step.repeat):
                     where = f"epoch {epoch}, stage '{stage.name}', batch {number}"
-                    terms, loss = self._step(stage, step, batch, frozen, where)
-            # The last step's terms and loss describe the batch (usually the model step).
+                    step_terms, step_loss, output = self._step(stage, step, batch, frozen, where)
+                if step.steps_model:  # later non-model steps read this output, detached
+                    frozen = _Lazy(lambda o=output: detach_output(o))
+                # The last model step (else the last step) describes the batch.
+                if step.steps_model or not described:
+                    terms, loss = step_terms, step_loss
+                    described = step.steps_model
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
@@ -330,7 +351,7 @@ class Trainer:
                         state["best_test"] = test["MAE"]
                 if keep:
                     state.update(best_epoch=epoch,
-                                 best_state={"model": to_cpu_state(self.model),
+                                 best_state={"model": self._model_state(),
                                              "objectives": to_cpu_state(self.objectives)})
                     save_checkpoint(self.run_dir, state["best_state"]["model"], self.spec,
                                     state["best_state"]["objectives"])
@@ -355,7 +376,7 @@ class Trainer:
         if state["best_state"] is None:
             raise TrainingError(f"no epoch produced a finite validation {self.select_metric}; "
                                 f"nothing to select")
-        self.model.load_state_dict(state["best_state"]["model"])
+        load_model_state(self.model, state["best_state"]["model"], self.frozen, str(self.run_dir))
         self.objectives.load_state_dict(state["best_state"]["objectives"])
         predictions = {split: self.predict_split(split) for split in ("train", "valid", "test")}
         metrics = {split: score(self.dataset.labels[self.split_index[split]], predictions[split])
@@ -365,15 +386,18 @@ class Trainer:
     def _write_history(self, history: list[dict]) -> None:
         atomic_write_text(self.run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
 
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        return to_cpu_state(self.model, skip=tuple(self.frozen))
+
     def _snapshot(self, state: dict) -> dict:
-        return {**state, "model": to_cpu_state(self.model),
+        return {**state, "model": self._model_state(),
                 "objectives": to_cpu_state(self.objectives),
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "torch_rng": torch.get_rng_state(),
                 "history": json.dumps(state["history"])}
 
     def _restore(self, saved: dict) -> dict:
-        self.model.load_state_dict(saved["model"])
+        load_model_state(self.model, saved["model"], self.frozen, str(self.run_dir))
         self.objectives.load_state_dict(saved["objectives"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(saved["optimizers"][name])
