@@ -60,6 +60,7 @@ def _names(datasets, models, encoders) -> list[str]:
 
 GROUPS: dict[str, list[str]] = {
     "issue4": _names(["mosi", "poria"], ["text_only", "late_fusion"], ["minilm"])
+    + _names(["mosi"], ["text_only"], ["mpnet"])
     + _names(["mosei"], ["text_only", "late_fusion"], ["minilm-frozen"])
     + _names(["mosi"], ["text_only", "late_fusion"], ["mpnet-frozen"])
     + _names(["mosi", "poria"], ["text_only", "late_fusion"], ["minilm-frozen"]),

@@ -15,6 +15,7 @@ cmp() {  # cmp NAME REF OTHER... : compare.py table, paired to REF
 for part in "${parts[@]}"; do case $part in
 tables)
   cmp poria_finetuned poria_text_only_minilm poria_late_fusion_minilm
+  cmp mosi_mpnet_finetuned mosi_late_fusion_minilm mosi_text_only_mpnet
   cmp mosi_frozen mosi_text_only_minilm-frozen mosi_late_fusion_minilm-frozen \
     mosi_text_only_mpnet-frozen mosi_late_fusion_mpnet-frozen
   cmp poria_frozen poria_text_only_minilm-frozen poria_late_fusion_minilm-frozen
@@ -27,6 +28,8 @@ tables)
     for host in late_fusion mmim; do
       cmp ${d}_${host}_penalties ${d}_${host}_minilm-frozen ${d}_${host}-kl_minilm-frozen \
         ${d}_${host}-js_minilm-frozen ${d}_${host}-wasserstein_minilm-frozen
+      cmp ${d}_${host}_critic_reps ${d}_${host}_minilm-frozen \
+        ${d}_${host}-{kl,klr,js,jsr,wasserstein,wassersteinr}_minilm-frozen
     done
     cmp ${d}_mecam ${d}_mmim_minilm-frozen ${d}_late_fusion_minilm-frozen \
       ${d}_mecam_minilm-frozen ${d}_mecam-aug_minilm-frozen

@@ -27,3 +27,20 @@ def tiny_cfg() -> dict:
     cfg["train"]["epochs"] = 3
     cfg["train"]["patience"] = 10
     return copy.deepcopy(cfg)
+
+
+@pytest.fixture
+def interrupt_run():
+    """Return run(cfg, run_dir, epoch=2): trains with `train_run` and stops it with a
+    KeyboardInterrupt right after `epoch`, leaving an interrupted run directory."""
+    from mimsa.train.run import train_run
+
+    def run(cfg: dict, run_dir, epoch: int = 2) -> None:
+        def interrupt(finished: int) -> None:
+            if finished == epoch:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            train_run(cfg, run_dir, on_epoch_end=interrupt)
+
+    return run

@@ -144,16 +144,10 @@ def test_legacy_protocol_scores_test_every_epoch_clean_does_not(mmim_cfg, tmp_pa
         train_run({**mmim_cfg, "protocol": "peek"}, tmp_path / "bad")
 
 
-def test_legacy_run_resumes_with_its_best_test_so_far(mmim_cfg, tmp_path):
+def test_legacy_run_resumes_with_its_best_test_so_far(mmim_cfg, tmp_path, interrupt_run):
     cfg = {**mmim_cfg, "protocol": "legacy", "train": {**mmim_cfg["train"], "epochs": 3}}
     full = train_run(cfg, tmp_path / "full")
-
-    def interrupt(epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, tmp_path / "cut", on_epoch_end=interrupt)
+    interrupt_run(cfg, tmp_path / "cut")
     kept = [r["test/MAE"] for r in history(tmp_path / "cut") if r["best"]]
     assert load_resume_state(tmp_path / "cut")["best_test"] == kept[-1]
     assert train_run(cfg, tmp_path / "cut", resume=True) == full

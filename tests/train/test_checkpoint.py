@@ -83,16 +83,10 @@ def test_fine_tuned_encoder_is_saved(setup, tmp_path):
     assert json.loads((tmp_path / "run" / "model.json").read_text())["frozen_encoders"] == {}
 
 
-def test_frozen_run_resumes_from_a_state_without_the_encoder(setup, tmp_path):
+def test_frozen_run_resumes_from_a_state_without_the_encoder(setup, tmp_path, interrupt_run):
     cfg, _ = setup
     full = train_run(cfg, tmp_path / "full")
-
-    def interrupt(epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, tmp_path / "cut", on_epoch_end=interrupt)
+    interrupt_run(cfg, tmp_path / "cut")
     state = torch.load(tmp_path / "cut" / "resume.pt", weights_only=True)
     assert not any(".pretrained." in k for k in state["model"])
     with pytest.raises(RunError, match="interrupted run"):

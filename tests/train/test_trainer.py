@@ -33,15 +33,9 @@ def test_outputs_written(tiny_cfg, tmp_path):
     assert again["test"] == pytest.approx(metrics["test"], nan_ok=True)
 
 
-def test_resume_after_interruption_matches_uninterrupted(tiny_cfg, tmp_path):
+def test_resume_after_interruption_matches_uninterrupted(tiny_cfg, tmp_path, interrupt_run):
     full = train_run(tiny_cfg, tmp_path / "full")
-
-    def interrupt(epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(tiny_cfg, tmp_path / "cut", on_epoch_end=interrupt)
+    interrupt_run(tiny_cfg, tmp_path / "cut")
     assert (tmp_path / "cut" / "resume.pt").exists()
     assert not (tmp_path / "cut" / "metrics.json").exists()
     with pytest.raises(RunError, match="interrupted run"):
