@@ -14,16 +14,16 @@ understands, and the models are not touched:
                                  that do not step "main" (e.g. MMIM's stage "mi") are kept.
 So the model step minimises task − weight·D while the critic maximises D on detached reps.
 `fresh` (the default) trains the critic on the current model's reps, which costs one extra
-forward pass of the model per batch without gradients (for a fine-tuned transformer about a
-quarter of an epoch); `reuse` trains it on the reps the model step already computed (the
+forward pass of the model per batch without gradients (with fine-tuned MiniLM, epochs 1.3×
+longer; BENCHMARKS.md); `reuse` trains it on the reps the model step already computed (the
 trainer reuses a batch's model-step output for later steps), i.e. on the model as it was
 before that step's update, at no extra forward.
 
-Keys: kind (null | kl | js | wasserstein), weight (λ), critic_steps, critic_reps, critic_lr, and the
-critic's options hidden, depth, activation, reps (null = the model's t/a/v reps); ema (kl only),
-gamma and lipschitz (wasserstein only). The run's config.yaml keeps the compact section; the
-expansion is redone whenever the run is built (training, resume, evaluate), so it is one
-deterministic function of the saved config.
+Keys: kind (null | kl | js | wasserstein), weight (λ), critic_steps, critic_reps (fresh |
+reuse), critic_lr, and the critic's options hidden, depth, activation, reps (null = the model's
+t/a/v reps); ema (kl only), gamma and lipschitz (wasserstein only). The run's config.yaml
+keeps the compact section; the expansion is redone whenever the run is built (training,
+resume, evaluate), so it is one deterministic function of the saved config.
 """
 
 from __future__ import annotations
