@@ -64,7 +64,9 @@ def _names(datasets, models, encoders) -> list[str]:
 GROUPS: dict[str, list[str]] = {
     "issue4": _names(["mosi", "poria"], ["text_only", "late_fusion"], ["minilm"])
     + _names(["mosi"], ["text_only"], ["mpnet"])
-    + _names(["mosei"], ["text_only", "late_fusion"], ["minilm-frozen", "minilm"])
+    + _names(["mosei"], ["text_only", "late_fusion"], ["minilm-frozen"])
+    # mosei's data are transcripts only, where late_fusion is the text_only network
+    + _names(["mosei"], ["text_only"], ["minilm"])
     + _names(["mosi"], ["text_only", "late_fusion"], ["mpnet-frozen"])
     + _names(["mosi", "poria"], ["text_only", "late_fusion"], ["minilm-frozen"]),
     "issue5": _names(["mosi"], ["late_fusion", "mmim-noba", "mmim-nocpc", "mmim"], ["minilm"])

@@ -20,7 +20,7 @@ tables)
     mosi_text_only_mpnet-frozen mosi_late_fusion_mpnet-frozen
   cmp poria_frozen poria_text_only_minilm-frozen poria_late_fusion_minilm-frozen
   cmp mosei_frozen mosei_text_only_minilm-frozen mosei_late_fusion_minilm-frozen
-  cmp mosei_finetuned mosei_text_only_minilm mosei_late_fusion_minilm
+  cmp mosei_finetuned mosei_text_only_minilm-frozen mosei_text_only_minilm
   cmp mosi_mmim_finetuned mosi_late_fusion_minilm mosi_mmim-noba_minilm \
     mosi_mmim-nocpc_minilm mosi_mmim_minilm
   for d in mosi poria; do
