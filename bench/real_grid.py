@@ -12,7 +12,7 @@ A name is `<dataset>_<model>[-<variant>]_<encoder>`:
             a frozen encoder new transcripts to encode every epoch)
   encoder   minilm, mpnet: fine-tuned (lr 5e-5), [CLS] pooling, the presets' budget of at most
             8 epochs with patience 3 (MMIM and MECAM, whose presets allow 40, get the same 8/3);
-            on mosei at most 3 epochs with patience 2: its 16,326 training utterances are 12.7x
+            on mosei at most 3 epochs with patience 2: its 16,274 training utterances are 12.7x
             mosi's, so 3 epochs are about 38 mosi epochs of updates, past every mosi best epoch
             minilm-frozen, mpnet-frozen: the transformer frozen, mean pooling (these are
             sentence-embedding models trained with mean pooling), each transcript encoded once
