@@ -93,10 +93,12 @@ def parse(name: str) -> tuple[str, str, list[str]]:
         dataset, model_variant, encoder = name.split("_", 1)[0], *name.split("_", 1)[1].rsplit(
             "_", 1)
         model, _, variant = model_variant.partition("-")
-        overrides = [*ENCODERS[encoder], *VARIANTS[variant]]
+        encoder_sets = ENCODERS[encoder]
         if dataset == "mosei" and not encoder.endswith("-frozen"):
-            overrides = [o for o in overrides if not o.startswith("train.")] + FINETUNED_MOSEI
-        return model, DATASETS[dataset], overrides
+            # replace the encoder's epoch budget only; a variant's train.* settings stay
+            encoder_sets = [o for o in encoder_sets if not o.startswith("train.")]
+            encoder_sets += FINETUNED_MOSEI
+        return model, DATASETS[dataset], [*encoder_sets, *VARIANTS[variant]]
     except (KeyError, ValueError, TypeError) as err:
         raise SystemExit(f"run name '{name}' does not parse: {err!r} (see --help)") from None
 
