@@ -5,7 +5,7 @@
 
 For every run (a `mimsa train --seeds ...` directory), every seed's selected checkpoint is
 scored on the test split as trained ("none") and with each of its modalities dropped in turn
-(`mimsa evaluate RUN --drop m`, see mimsa.eval.drop). Prints a Markdown table.
+(`mimsa evaluate RUN --drop m`, see mimsa.data.drop). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mimsa.data.drop import ModalityDrop
+from mimsa.encoders.cache import EncoderCache
 from mimsa.eval.aggregate import mean_std
-from mimsa.eval.drop import ModalityDrop
-from mimsa.train.run import evaluate_run, load_run
+from mimsa.eval.evaluate import evaluate_run
+from mimsa.train.run import load_run
 
 PERCENT = ("acc", "F1")
 
@@ -26,8 +28,10 @@ def cell(key: str, values: list[float]) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
-def drop_rows(run: Path, fill: str, metrics: list[str]) -> list[tuple[str, int, list[str]]]:
-    """Return (drop, n seeds, cells) rows for run: as trained, then each modality dropped."""
+def drop_rows(run: Path, fill: str, metrics: list[str], cache: EncoderCache
+              ) -> list[tuple[str, int, list[str]]]:
+    """Return (drop, n seeds, cells) rows for run: as trained, then each modality dropped.
+    `cache` keeps a frozen text encoder's states from one evaluation to the next."""
     seeds = sorted(run.glob("seed-*/metrics.json"))
     if not seeds:
         raise SystemExit(f"{run}: no seed-*/metrics.json found")
@@ -35,7 +39,8 @@ def drop_rows(run: Path, fill: str, metrics: list[str]) -> list[tuple[str, int, 
     rows = []
     for drop in ["none", *modalities]:
         transform = None if drop == "none" else ModalityDrop([drop], fill)
-        scores = [evaluate_run(p.parent, transform=transform)["test"] for p in seeds]
+        scores = [evaluate_run(p.parent, transform=transform, cache=cache)["test"]
+                  for p in seeds]
         rows.append((drop, len(scores), [cell(k, [s[k] for s in scores]) for k in metrics]))
     return rows
 
@@ -52,8 +57,9 @@ def main() -> None:
     labels = args.labels or [p.name for p in args.runs]
     lines = ["| run | dropped | n | " + " | ".join(args.metrics) + " |",
              "|" + "---|" * (len(args.metrics) + 3)]
+    cache = EncoderCache()
     for label, run in zip(labels, args.runs, strict=True):
-        for drop, n, cells in drop_rows(run, args.fill, args.metrics):
+        for drop, n, cells in drop_rows(run, args.fill, args.metrics, cache):
             lines.append(f"| {label} | {drop} | {n} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)

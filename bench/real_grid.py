@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 from mimsa.config import resolve_config
+from mimsa.encoders.cache import EncoderCache
+from mimsa.eval.aggregate import write_seed_summary
 from mimsa.train.run import train_seeds
 
 SEEDS = [1111, 1112, 1113, 1114, 1115]
@@ -115,6 +117,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="run names or groups")
     parser.add_argument("--list", action="store_true", help="print the runs and their commands")
     args = parser.parse_intermixed_args()
+    cache = EncoderCache()  # shared by every run: a frozen encoder meets each transcript once
     for name in expand(args.names or list(GROUPS)):
         model, dataset, overrides = parse(name)
         if args.list:
@@ -128,7 +131,8 @@ def main() -> None:
         started = time.perf_counter()
         print(f"{time.strftime('%H:%M:%S')} {name}", flush=True)
         cfg = resolve_config(model, dataset, None, overrides)
-        train_seeds(cfg, SEEDS, out, resume=out.is_dir())
+        write_seed_summary(out, cfg, train_seeds(cfg, SEEDS, out, resume=out.is_dir(),
+                                                 cache=cache))
         print(f"{time.strftime('%H:%M:%S')} {name} done in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
 

@@ -6,14 +6,18 @@ import functools
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mimsa import config as config_mod
-from mimsa.eval.metrics import format_metrics_table
+from mimsa.errors import ConfigError, MimsaError, MissingExtraError, RunError
+from mimsa.metrics import format_metrics_table
 
 app = typer.Typer(help="Multimodal sentiment analysis with information-theoretic fusion.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -21,25 +25,50 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+ISSUES_URL = "https://github.com/mimsa-project/mimsa/issues"
+_DEBUG = {"on": False}  # set by the --debug option of this process's command line
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option(
+        "--debug", help="show the full traceback of every error (for bug reports)")] = False,
+         ) -> None:
+    """Multimodal sentiment analysis with information-theoretic fusion.
+
+    Errors you can fix (a bad setting, file or run directory) are one red line and exit code
+    2; anything else is a bug in mimsa and prints its traceback (exit code 1).
+    """
+    _DEBUG["on"] = debug
+
+
 def friendly_errors(fn):
-    """Turn expected user errors into one red line on stderr and exit code 2."""
+    """Turn `MimsaError` (an error the user can fix) into one red line on stderr and exit
+    code 2; any other exception is a bug: one line saying so, then the traceback (exit 1).
+    With --debug every error shows its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from mimsa.train.trainer import TrainingError
-
         try:
             return fn(*args, **kwargs)
-        except (ValueError, KeyError, FileNotFoundError, RuntimeError, TrainingError) as err:
-            if os.environ.get("MIMSA_DEBUG"):
-                raise
-            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        except MimsaError as err:
+            if _DEBUG["on"]:
+                err_console.print_exception()
+            message = " ".join(str(err.args[0] if err.args else err).split())
+            err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]: finished epochs are saved; "
                               "continue with --resume")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except Exception:
+            err_console.print(f"[red]error: this is a bug in mimsa[/red] (not in your input); "
+                              f"please report it at {ISSUES_URL} with the command you ran and "
+                              f"the traceback below", highlight=False, soft_wrap=True)
+            traceback.print_exc(file=sys.stderr)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -72,28 +101,33 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
 ) -> None:
     """Train a model (default: late_fusion on the embedded synthetic data)."""
-    from mimsa.train.run import train_run, train_seeds
+    from mimsa.eval.aggregate import write_seed_summary
+    from mimsa.train.run import check_run_config, train_run, train_seeds
 
     seed_list = list(seeds or []) + _extra_seeds(ctx.args, bool(seeds))
     overrides = list(set_ or [])
     if data_root is not None:
         overrides.append(f"data.root={data_root}")
-    cfg = config_mod.resolve_config(model, dataset, config, overrides)
+    cfg, sources = config_mod.resolve_with_sources(model, dataset, config, overrides)
     if resume and out is None:
-        raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
+        raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
+    check_run_config(cfg)
+    given = config_mod.explicit_values(cfg, sources)
     name = f"{cfg['model']['name']}_{Path(str(cfg['data']['name'])).name}"
     out = out or Path("runs") / f"{name}_{time.strftime('%Y%m%d-%H%M%S')}"
     display = _display(quiet)
     if len(seed_list) > 1:
-        results = train_seeds(cfg, seed_list, out, resume=resume, display=display)
+        given.pop("seed", None)
+        results = train_seeds(cfg, seed_list, out, resume=resume, display=display, given=given)
+        write_seed_summary(out, cfg, results)
         console.print((out / "summary.md").read_text())
         console.print(f"runs and summary in {out}")
-        del results
         return
     if seed_list:
-        cfg["seed"] = seed_list[0]
-    metrics = train_run(cfg, out, resume=resume, display=display)
-    _print_metrics(metrics, f"{cfg['model']['name']} on {cfg['data']['name']}, seed "
+        cfg["seed"] = given["seed"] = seed_list[0]
+    metrics = train_run(cfg, out, resume=resume, display=display, given=given)
+    saved = config_mod.load_yaml(out / "config.yaml")  # on --resume, the settings that ran
+    _print_metrics(metrics, f"{saved['model']['name']} on {saved['data']['name']}, seed "
                    f"{metrics.get('seed')}, best epoch {metrics.get('best_epoch')}")
     console.print(f"run saved in {out}")
 
@@ -104,7 +138,7 @@ def _extra_seeds(extra: list[str], after_seeds: bool) -> list[int]:
     if not extra:
         return []
     if not after_seeds or not all(a.lstrip("-").isdigit() for a in extra):
-        raise ValueError(f"unexpected argument(s): {' '.join(extra)} (train takes options "
+        raise ConfigError(f"unexpected argument(s): {' '.join(extra)} (train takes options "
                          f"only; seeds go after --seeds)")
     return [int(a) for a in extra]
 
@@ -129,17 +163,17 @@ def evaluate(
                        "mean feature vector; not for token-id text)")] = "zero",
 ) -> None:
     """Re-evaluate a finished run's selected checkpoint on valid and test."""
-    from mimsa.train.run import evaluate_run
+    from mimsa.eval.evaluate import evaluate_run
 
     transform = None
     if drop:
-        from mimsa.eval.drop import ModalityDrop
+        from mimsa.data.drop import ModalityDrop
 
         transform = ModalityDrop(drop, fill)
     runs = sorted(run_dir.glob("seed-*")) if not (run_dir / "config.yaml").exists() else [
         run_dir]
     if not runs:
-        raise FileNotFoundError(f"{run_dir}: no run found (expected config.yaml or seed-*/)")
+        raise RunError(f"{run_dir}: no run found (expected config.yaml or seed-*/)")
     if transform is not None:
         console.print(f"[bold]{transform.describe()}[/bold]", highlight=False)
     for run in runs:
@@ -208,7 +242,7 @@ def robustness(
         options[".".join(key)] = value
     if out is None:
         if len(paths) != 1:
-            raise ValueError("several runs: choose the output folder with --out DIR")
+            raise ConfigError("several runs: choose the output folder with --out DIR")
         out = paths[0] / "robustness"
     result = measure(paths, corruption, rate_list, seed=seed, split=split, options=options)
     written = write_report(result, out)
@@ -229,14 +263,14 @@ def _runs_and_rates(positionals: list[str], rates: list[str]) -> tuple[list[Path
     for item in positionals:
         if not Path(item).exists() and _is_number(item):
             if not rates:
-                raise ValueError(f"unexpected number '{item}': rates go after --rates")
+                raise ConfigError(f"unexpected number '{item}': rates go after --rates")
             values.append(float(item))
         else:
             paths.append(Path(item))
     if not paths:
-        raise ValueError("give at least one run directory: mimsa robustness RUN_DIR ...")
+        raise ConfigError("give at least one run directory: mimsa robustness RUN_DIR ...")
     if not values:
-        raise ValueError("give the rates: --rates 0 0.1 0.3 0.5 0.7 0.9")
+        raise ConfigError("give the rates: --rates 0 0.1 0.3 0.5 0.7 0.9")
     return paths, values
 
 
@@ -252,7 +286,7 @@ def _number(text: str, option: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{option} '{text}' is not a number; use rates in [0, 1]") from None
+        raise ConfigError(f"{option} '{text}' is not a number; use rates in [0, 1]") from None
 
 
 @app.command()
@@ -271,8 +305,9 @@ def datasets(
             continue
         try:
             card = load_dataset(entry.name, data_root).card
-        except (FileNotFoundError, ValueError, KeyError) as err:
-            console.print(f"  [yellow]not loadable here[/yellow]: {err}", highlight=False)
+        except MimsaError as err:
+            console.print(f"  [yellow]not loadable here[/yellow]: {escape(str(err))}",
+                          highlight=False)
             continue
         console.print("\n".join(card.render().splitlines()[1:]), highlight=False,
                       soft_wrap=True)
@@ -292,10 +327,58 @@ def models() -> None:
         console.print(f"  options: {options}", highlight=False)
 
 
+@app.command("config")
+@friendly_errors
+def show_config(
+    model: Annotated[str | None, typer.Option("-m", "--model", help="model name")] = None,
+    dataset: Annotated[str | None, typer.Option("-d", "--dataset",
+                                                help="dataset name or path")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override a config key: --set train.epochs=5")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        "--data-root", help="where real datasets live (default $MIMSA_DATA)")] = None,
+) -> None:
+    """Print the resolved configuration and where each value came from (checked, as train
+    would check it; nothing is trained or written)."""
+    from mimsa.objectives.penalty_config import apply_penalty
+    from mimsa.train.run import check_run_config
+
+    overrides = list(set_ or [])
+    if data_root is not None:
+        overrides.append(f"data.root={data_root}")
+    cfg, sources = config_mod.resolve_with_sources(model, dataset, config, overrides)
+    check_run_config(cfg)
+    console.print(config_mod.render_with_sources(cfg, sources), highlight=False,
+                  soft_wrap=True, markup=False)
+    expanded = apply_penalty(cfg)
+    if expanded is not cfg:
+        console.print(f"# penalty.kind={cfg['penalty']['kind']} rewrites these sections when "
+                      f"the run is built (config.yaml keeps the penalty: section as given; "
+                      f"see mimsa/objectives/penalty_config.py):", highlight=False,
+                      markup=False)
+        shown = {"objectives": expanded["objectives"],
+                 "train": {k: expanded["train"][k] for k in ("optimizers", "stages")}}
+        console.print(config_mod.dump(shown), highlight=False, markup=False)
+
+
 def _mount_data_app() -> None:
+    """Add `mimsa data`; if its imports fail, `mimsa data` says which package is missing."""
     try:
         from mimsa.data.data_cli import data_app
-    except ImportError:
+    except ImportError as err:
+        missing, reason = err.name or "a dependency", str(err)
+
+        @app.command("data", context_settings={"allow_extra_args": True,
+                                               "ignore_unknown_options": True})
+        @friendly_errors
+        def data_unavailable(ctx: typer.Context) -> None:
+            """Read and convert the field's dataset formats (unavailable: see the error)."""
+            del ctx
+            raise MissingExtraError(f"mimsa data cannot start: the package '{missing}' does "
+                                    f"not import ({reason}); reinstall mimsa with its "
+                                    f"dependencies: pip install -e .")
+
         return
     app.add_typer(data_app, name="data")
 

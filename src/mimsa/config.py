@@ -1,16 +1,26 @@
-"""Run configuration: code defaults < preset YAML < --config file < --set key=value.
+"""Run configuration: code defaults < presets < --config file < --set key=value.
 
-Presets live in mimsa/configs/: `<model>.yaml` and `<model>_<dataset>.yaml`, plain YAML.
+Presets live in mimsa/configs/, plain YAML, applied in this order (later wins):
+  <dataset>.yaml          what belongs to a dataset (batch grouping, epoch budget)
+  <model>.yaml            the model's published hyperparameters
+  <model>_<dataset>.yaml  only what differs for that model on that dataset
+`resolve_config` returns the merged mapping after checking every key (unknown keys list the
+valid ones) and every value against the typed schema in `mimsa.config_schema`;
+`resolve_with_sources` also says where each value came from (`mimsa config` prints both).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mimsa.config_schema import check_values
+from mimsa.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "seed": 1111,
@@ -22,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
         "modalities": None,  # None = every modality the dataset has; else a subset of "tav"
         "nan_policy": "error",
         "trust_pickle": False,
+        # An id in two splits leaks: "error" refuses it, "drop" removes it from the later split.
+        "cross_split_duplicates": "error",
         "batch_size": 32,
         "eval_batch_size": 128,
         "length_bucketing": False,
@@ -74,10 +86,8 @@ DEFAULTS: dict[str, Any] = {
 }
 FREE_SECTIONS = ("model", "objectives")
 CONFIG_DIR = "configs"
-
-
-class ConfigError(ValueError):
-    """A bad configuration key or value; the message names the key and the valid choices."""
+DEFAULT_SOURCE = "default"
+PRESET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # a preset name, never a path
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -106,8 +116,10 @@ def check_key(path: list[str]) -> None:
                               f"{section}: {', '.join(known)}")
 
 
-def set_path(cfg: dict, path: list[str], value: Any) -> None:
-    """Set cfg[path[0]]...[path[-1]] = value after `check_key`; creates nested dicts."""
+def set_path(cfg: dict, path: list[str], value: Any, sources: dict[str, str] | None = None,
+             source: str = DEFAULT_SOURCE) -> None:
+    """Set cfg[path[0]]...[path[-1]] = value after `check_key`; creates nested dicts. With
+    `sources`, record `source` for the dotted key (and forget what was recorded below it)."""
     check_key(path)
     node = cfg
     for key in path[:-1]:
@@ -115,32 +127,57 @@ def set_path(cfg: dict, path: list[str], value: Any) -> None:
             node[key] = {}
         node = node[key]
     node[path[-1]] = value
+    if sources is not None:
+        dotted = ".".join(path)
+        for key in [k for k in sources if k.startswith(dotted + ".")]:
+            del sources[key]
+        sources[dotted] = source
 
 
-def merge(cfg: dict, update: dict, _path: tuple[str, ...] = ()) -> dict:
+def merge(cfg: dict, update: dict, _path: tuple[str, ...] = (),
+          sources: dict[str, str] | None = None, source: str = DEFAULT_SOURCE) -> dict:
     """Return `cfg` updated leaf by leaf from the nested mapping `update` (lists replace)."""
     for key, value in update.items():
         path = [*_path, str(key)]
         if isinstance(value, dict) and value:
             check_key(path)
-            merge(cfg, value, tuple(path))
+            merge(cfg, value, tuple(path), sources, source)
         else:
-            set_path(cfg, path, value)
+            set_path(cfg, path, value, sources, source)
     return cfg
 
 
 def load_yaml(path: Path) -> dict:
-    """Return the mapping in YAML file `path` (errors name the file)."""
+    """Return the mapping in YAML file `path`; every failure is one line naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give a YAML file")
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file {path} does not exist") from err
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text (not UTF-8); give a YAML file"
+                          ) from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        message = f"config file {path} is not valid YAML: {err}".replace("\n", " ")
-        raise ConfigError(message) from err
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(err)}"
+                          ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError(f"config file {path} must hold a mapping at the top level "
+                          f"(e.g. 'train: {{epochs: 5}}'), not {type(data).__name__}")
     return data
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """Return a YAML error as one line: the problem and where (line, column)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}".replace("\n", " ")
 
 
 def preset_names() -> list[str]:
@@ -151,6 +188,8 @@ def preset_names() -> list[str]:
 
 def load_preset(name: str) -> dict:
     """Return the shipped preset `name` ({} when there is none)."""
+    if not PRESET_NAME.match(name):
+        return {}
     path = resources.files("mimsa") / CONFIG_DIR / f"{name}.yaml"
     if not path.is_file():
         return {}
@@ -159,21 +198,46 @@ def load_preset(name: str) -> dict:
 
 def resolve_config(model: str | None = None, dataset: str | None = None,
                    config_file: Path | None = None, overrides: list[str] | None = None) -> dict:
-    """Return the full run config: defaults, then presets for model×dataset, file, overrides."""
+    """Return the full, checked run config: defaults, presets (dataset, model, model×dataset),
+    file, overrides. Raises `ConfigError` (one line) on an unknown key or a bad value."""
+    return resolve_with_sources(model, dataset, config_file, overrides)[0]
+
+
+def resolve_with_sources(model: str | None = None, dataset: str | None = None,
+                         config_file: Path | None = None, overrides: list[str] | None = None
+                         ) -> tuple[dict, dict[str, str]]:
+    """Return (config, {dotted key: where its value came from}) as `resolve_config` builds it.
+
+    Sources: "default", "preset <name>.yaml", "file <path>", "--set", and "-m" / "-d"
+    for the model and dataset names given as options."""
     cfg = copy.deepcopy(DEFAULTS)
+    sources: dict[str, str] = {}
     file_cfg = load_yaml(config_file) if config_file else {}
     sets = [parse_override(o) for o in overrides or []]
-    model = model or _find(sets, ["model", "name"]) or file_cfg.get("model", {}).get("name") \
-        or cfg["model"]["name"]
-    dataset = dataset or _find(sets, ["data", "name"]) or file_cfg.get("data", {}).get("name") \
-        or cfg["data"]["name"]
-    for preset in (model, f"{model}_{dataset}"):
-        merge(cfg, load_preset(preset))
-    merge(cfg, file_cfg)
+    model, model_from = _name(model, "-m", sets, file_cfg, config_file, ["model", "name"])
+    dataset, data_from = _name(dataset, "-d", sets, file_cfg, config_file, ["data", "name"])
+    for preset in (dataset, model, f"{model}_{dataset}"):
+        merge(cfg, load_preset(preset), sources=sources, source=f"preset {preset}.yaml")
+    merge(cfg, file_cfg, sources=sources, source=f"file {config_file}")
     cfg["model"]["name"], cfg["data"]["name"] = model, dataset
+    sources["model.name"], sources["data.name"] = model_from, data_from
     for path, value in sets:
-        set_path(cfg, path, value)
-    return cfg
+        set_path(cfg, path, value, sources, "--set")
+    cfg = check_values(cfg)
+    check_effective(cfg)
+    return cfg, sources
+
+
+def _name(given: str | None, option: str, sets: list[tuple[list[str], Any]], file_cfg: dict,
+          config_file: Path | None, path: list[str]) -> tuple[str, str]:
+    """Return (model or dataset name, where it came from): the option, --set, file, default."""
+    section = file_cfg.get(path[0]) if isinstance(file_cfg.get(path[0]), dict) else {}
+    for value, source in ((given, option), (_find(sets, path), "--set"),
+                          (section.get(path[1]), f"file {config_file}"),
+                          (DEFAULTS[path[0]][path[1]], DEFAULT_SOURCE)):
+        if value is not None:
+            return str(value), source
+    raise AssertionError("unreachable: DEFAULTS names a model and a dataset")
 
 
 def _find(sets: list[tuple[list[str], Any]], path: list[str]) -> Any:
@@ -181,6 +245,79 @@ def _find(sets: list[tuple[list[str], Any]], path: list[str]) -> Any:
         if key == path:
             return value
     return None
+
+
+def check_effective(cfg: dict) -> None:
+    """Raise `ConfigError` for a setting that would be accepted and silently have no effect:
+    penalty options without `penalty.kind`, synthetic-data options on another dataset."""
+    penalty = cfg.get("penalty") or {}
+    if penalty.get("kind") is None:
+        changed = [k for k, v in penalty.items() if k != "kind" and v != DEFAULTS["penalty"][k]]
+        if changed:
+            raise ConfigError(f"penalty.{changed[0]}={penalty[changed[0]]} has no effect "
+                              f"without penalty.kind; set penalty.kind=kl|js|wasserstein or "
+                              f"drop it")
+    if cfg["data"]["name"] != "synthetic":
+        for key in ("synthetic_sizes", "synthetic_seed"):
+            if cfg["data"][key] != DEFAULTS["data"][key]:
+                raise ConfigError(f"data.{key} applies to the synthetic dataset only (this run "
+                                  f"reads {cfg['data']['name']}); drop it")
+
+
+def explicit_values(cfg: dict, sources: dict[str, str]) -> dict[str, Any]:
+    """Return {dotted key: value} of the settings given explicitly (options, --config, --set),
+    as opposed to defaults and presets; `mimsa train --resume` compares them with the saved
+    run's."""
+    out = {}
+    for key, source in sources.items():
+        if source == DEFAULT_SOURCE or source.startswith("preset "):
+            continue
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        out[key] = node
+    return out
+
+
+def render_with_sources(cfg: dict, sources: dict[str, str]) -> str:
+    """Return `cfg` as YAML lines, each value followed by `# <where it came from>`."""
+    lines: list[str] = []
+    _render(cfg, sources, (), lines)
+    width = max((len(line.split("  # ")[0]) for line in lines), default=0)
+    aligned = []
+    for line in lines:
+        body, _, source = line.partition("  # ")
+        aligned.append(f"{body.ljust(width)}  # {source}" if source else body)
+    return "\n".join(aligned)
+
+
+def _render(node: dict, sources: dict[str, str], path: tuple[str, ...],
+            lines: list[str]) -> None:
+    indent = "  " * len(path)
+    for key, value in node.items():
+        dotted = ".".join((*path, str(key)))
+        if isinstance(value, dict) and value:
+            lines.append(f"{indent}{key}:")
+            _render(value, sources, (*path, str(key)), lines)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{indent}{key}:  # {_source_of(dotted, sources)}")
+            lines.extend(f"{indent}  - {_flow(v)}" for v in value)
+        else:
+            lines.append(f"{indent}{key}: {_flow(value)}  # {_source_of(dotted, sources)}")
+
+
+def _source_of(dotted: str, sources: dict[str, str]) -> str:
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        key = ".".join(parts[:end])
+        if key in sources:
+            return sources[key]
+    return DEFAULT_SOURCE
+
+
+def _flow(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6)
+    return text.strip().removesuffix("...").strip()
 
 
 def dump(cfg: dict) -> str:

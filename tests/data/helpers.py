@@ -100,7 +100,7 @@ def mmim_samples(split: str, n: int, seed: int = 0) -> list:
         actual = [f"w{x}" for x in words]
         visual = rng.standard_normal((7, 3)).astype(np.float32)
         acoustic = rng.standard_normal((9, 2)).astype(np.float32)
-        vlen, alen = int(rng.integers(0, 8)), int(rng.integers(1, 12))
+        vlen, alen = int(rng.integers(0, 8)), int(rng.integers(1, 10))
         label = np.array([[rng.uniform(-3, 3)]], dtype=np.float32)
         samples.append(((words, visual, acoustic, actual, vlen, alen), label, f"{split}v_{i + 1}"))
     return samples

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -19,8 +20,9 @@ from mimsa.data.corruptions import (
     rotate,
     training_std,
 )
-from mimsa.encoders.builder import TextSpec
-from mimsa.eval.drop import ModalityDrop
+from mimsa.data.drop import ModalityDrop
+from mimsa.encoders.builder import TextSpec, text_words
+from mimsa.encoders.cache import EncoderCache
 from mimsa.models.base import InputSpec
 from mimsa.train.run import prepare_data, train_run
 
@@ -203,18 +205,26 @@ def test_pretrained_text_keeps_special_tokens_and_whole_words(tmp_path):
     ids = tokenizer("the movie was unbelievable good")["input_ids"]
     assert ids == [2, 5, 6, 7, 9, 10, 11, 12, 8, 3]
     spec = InputSpec("t", {}, TextSpec("pretrained", str(tmp_path), None, 0, str(tmp_path)))
+    words = text_words(spec.text, EncoderCache())  # the caller's part: the encoders layer
+    assert words.unk_id == 1 and words.starts.tolist()[9:13] == [True, False, False, False]
     batch = Batch(ids=["s1"], labels=torch.zeros(1), text_ids=torch.tensor([ids + [0, 0]]),
                   text_mask=torch.tensor([[1] * len(ids) + [0, 0]]))
-    unk = make_corruption("text_missing", 1.0).bind(None, spec)(batch)
+    unk = make_corruption("text_missing", 1.0).bind(None, spec, words)(batch)
     assert unk.text_ids.tolist() == [[2, 1, 1, 1, 1, 1, 3]]  # one [UNK] per word
-    gone = make_corruption("text_missing", 1.0, mode="delete").bind(None, spec)(batch)
+    gone = make_corruption("text_missing", 1.0, mode="delete").bind(None, spec, words)(batch)
     assert gone.text_ids.tolist() == [[2, 3]] and gone.text_mask.tolist() == [[1, 1]]
-    shuffled = make_corruption("text_shuffle", 1.0, seed=4).bind(None, spec)(batch)
+    shuffled = make_corruption("text_shuffle", 1.0, seed=4).bind(None, spec, words)(batch)
     out = shuffled.text_ids[0].tolist()
     assert out[0] == 2 and out[-1] == 3 and sorted(out) == sorted(ids)
     start = out.index(9)
     assert out[start: start + 4] == [9, 10, 11, 12]  # the word's pieces stay together
     assert out != ids
+    with pytest.raises(RuntimeError, match="needs its words: .*text_words"):
+        make_corruption("text_missing", 0.5).bind(None, spec)
+    no_unk = dataclasses.replace(words, unk_id=None, unk_token=None)
+    with pytest.raises(ValueError, match="has no unknown token; text_missing needs one"):
+        make_corruption("text_missing", 0.5).bind(None, spec, no_unk)
+    assert text_words(TextSpec("embedding", "vocab", 10)) is None  # ids are words already
 
 
 def test_text_features_are_words(data):

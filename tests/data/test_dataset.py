@@ -23,8 +23,43 @@ def test_valid_dataset_fills_card():
 
 
 def test_duplicate_ids_named():
-    with pytest.raises(DataError, match="toy.pkl.*duplicate sample id 'a'"):
-        make(ids=["a", "a", "c"])
+    with pytest.raises(DataError, match="toy.pkl.*duplicate sample id 'a' in split 'train'"):
+        make(ids=["a", "a", "c"], splits=["train", "train", "test"],
+             labels=[0.5, -1.0, 3.0])
+
+
+def test_id_in_two_splits_is_refused_naming_both_splits():
+    with pytest.raises(DataError) as info:
+        make(ids=["a", "b", "a"])
+    message = str(info.value)
+    assert message.startswith("toy.pkl: sample id 'a' is in both train and test")
+    assert "--drop-cross-split-duplicates" in message and "\n" not in message
+
+
+def test_id_in_two_splits_dropped_from_the_later_split_and_counted():
+    ids = ["a", "b", "x", "x", "b", "c"]
+    splits = ["train", "valid", "test", "valid", "test", "test"]
+    ds = make(ids=ids, splits=splits, labels=[0.0, 1.0, 2.0, -1.0, 1.0, 0.0],
+              audio=[np.full((1, 3), k) for k in range(6)], cross_split_duplicates="drop")
+    assert ds.ids == ["a", "b", "x", "c"] and ds.splits == ["train", "valid", "valid", "test"]
+    assert [float(a[0, 0]) for a in ds.audio] == [0.0, 1.0, 3.0, 5.0]
+    assert ds.labels.tolist() == [0.0, 1.0, -1.0, 0.0]
+    assert ds.cross_split_dropped == {"test": 2}
+    assert any("2 samples" in n and "test 2" in n for n in ds.card.notes)
+    with pytest.raises(DataError, match="split 'test' is empty"):
+        make(ids=["a", "b", "a"], cross_split_duplicates="drop")
+
+
+def test_cross_split_policy_is_checked():
+    from mimsa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'error' or 'drop', not 'keep'"):
+        make(cross_split_duplicates="keep")
+
+
+def test_location_names_errors():
+    with pytest.raises(DataError, match=r"^out/ds \(converted from toy.pkl\): label 4"):
+        make(labels=[0.5, -1.0, 4.0], location="out/ds (converted from toy.pkl)")
 
 
 def test_label_out_of_range_names_sample():

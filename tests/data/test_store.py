@@ -81,6 +81,9 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "sha256_file", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match=r"syn: cannot write the dataset \(OSError: disk full"):
         save_dataset(make_synthetic(sizes=SMALL), tmp_path / "syn")
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DataError, match="disk full"):
+        save_dataset(make_synthetic(sizes=SMALL), tmp_path / "new" / "deeper" / "syn")
+    assert list(tmp_path.iterdir()) == []  # the parent folders it made are gone too

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from mimsa.eval.aggregate import mean_std, summary_markdown, summary_rows
-from mimsa.eval.metrics import METRIC_KEYS
+from mimsa.metrics import METRIC_KEYS
 
 
 def fake(mae: float) -> dict:

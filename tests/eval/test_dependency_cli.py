@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 
 from mimsa import config as config_mod
 from mimsa.cli import app
-from mimsa.eval.drop import ModalityDrop
+from mimsa.data.drop import ModalityDrop
+from mimsa.eval.evaluate import evaluate_run
 from mimsa.train import trainer as trainer_mod
 from mimsa.train.checkpoint import load_objective_state, to_cpu_state
-from mimsa.train.run import evaluate_run, train_run
+from mimsa.train.run import train_run
 
 runner = CliRunner()
 SIZES = {"train": 96, "valid": 48, "test": 48}

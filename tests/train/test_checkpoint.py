@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 from mimsa import config as config_mod
 from mimsa.data.dataset import DatasetCard, MultimodalDataset
 from mimsa.data.store import save_dataset
-from mimsa.encoders import text as T
-from mimsa.train.run import RunError, evaluate_run, load_run, train_run
+from mimsa.eval.evaluate import evaluate_run
+from mimsa.train.run import RunError, load_run, train_run
 
 transformers = pytest.importorskip("transformers")
 
@@ -36,8 +36,6 @@ def setup(tmp_path, monkeypatch):
     """Return (config of a frozen-encoder text_only run on a tiny text+audio dataset, encoder
     folder)."""
     monkeypatch.setenv("MIMSA_CACHE", str(tmp_path / "cache"))
-    T.clear_frozen_cache()
-    T.clear_token_cache()
     encoder_dir = tmp_path / "bert"
     _save_tiny_bert(encoder_dir, seed=0)
     rng = np.random.default_rng(0)
@@ -53,9 +51,7 @@ def setup(tmp_path, monkeypatch):
     cfg = config_mod.resolve_config("text_only", str(tmp_path / "data"), overrides=[
         f"encoder.name={encoder_dir}", "encoder.freeze=true", "encoder.pooling=mean",
         "encoder.max_length=8", "train.epochs=3", "data.batch_size=16"])
-    yield cfg, encoder_dir
-    T.clear_frozen_cache()
-    T.clear_token_cache()
+    return cfg, encoder_dir
 
 
 def test_frozen_encoder_is_left_out_and_reloaded(setup, tmp_path):
@@ -69,7 +65,6 @@ def test_frozen_encoder_is_left_out_and_reloaded(setup, tmp_path):
     assert evaluate_run(tmp_path / "run")["test"] == pytest.approx(metrics["test"])
 
     _save_tiny_bert(encoder_dir, seed=1)  # the folder now holds other weights
-    T.clear_frozen_cache()
     with pytest.raises(ValueError, match="the encoder built now has other weights"):
         load_run(tmp_path / "run")
 

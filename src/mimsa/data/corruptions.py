@@ -70,8 +70,7 @@ import copy
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from functools import lru_cache
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -79,6 +78,7 @@ import torch
 
 from mimsa.data.batch import Batch, pad_sequences, pad_tokens
 from mimsa.data.dataset import MultimodalDataset
+from mimsa.data.drop import ModalityDrop
 
 MODALITY_FIELDS = {"t": ("text_feats", "text_feats_lengths"), "a": ("audio", "audio_lengths"),
                    "v": ("vision", "vision_lengths")}
@@ -135,27 +135,19 @@ def rotate(items: list, slots: Sequence[int], chosen: np.ndarray) -> list:
 
 
 # -- text segmentation -------------------------------------------------------------------------
-@lru_cache(maxsize=4)
-def _tokenizer_info(encoder_dir: str) -> tuple[int, str, frozenset[int], np.ndarray]:
-    """Return (unk id, unk token, special ids, word-start flag per id) of a tokenizer."""
-    from mimsa.encoders.text import load_tokenizer
+@dataclass(frozen=True, eq=False)
+class TokenizerWords:
+    """How a pretrained tokenizer's ids make words (see the module), for the text corruptions.
 
-    tokenizer = load_tokenizer(encoder_dir)
-    if tokenizer.unk_token_id is None:
-        raise ValueError(f"the tokenizer in {encoder_dir} has no unknown token; text_missing "
-                         f"needs one (use mode=delete)")
-    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    tokens = ["" if t is None else str(t) for t in tokens]
-    if any(t.startswith("##") for t in tokens):
-        starts = np.array([not t.startswith("##") for t in tokens])
-    elif any(t.startswith("▁") for t in tokens):
-        starts = np.array([t.startswith("▁") for t in tokens])
-    elif any(t.startswith("Ġ") for t in tokens):
-        starts = np.array([t.startswith("Ġ") for t in tokens])
-    else:
-        starts = np.ones(len(tokens), dtype=bool)
-    return (int(tokenizer.unk_token_id), str(tokenizer.unk_token),
-            frozenset(int(i) for i in tokenizer.all_special_ids), starts)
+    Built in the encoders layer (`mimsa.encoders.tokens.tokenizer_words`, or
+    `mimsa.encoders.builder.text_words(spec.text)`) and passed to `Corruption.bind`.
+    """
+
+    unk_id: int | None  # None: the tokenizer has no unknown token
+    unk_token: str | None
+    special: frozenset[int]  # never chosen, replaced or moved
+    starts: np.ndarray  # [vocab] bool: the token begins a word
+    source: str = ""  # the tokenizer folder, for messages
 
 
 def word_segments(ids: Sequence[int], special: frozenset[int],
@@ -182,9 +174,10 @@ def word_segments(ids: Sequence[int], special: frozenset[int],
 class Corruption:
     """A seeded batch transform `corruption(batch) -> batch` at rate in [0, 1] (see the module).
 
-    Bind it to a run's data first (`bind(dataset, spec)`; `evaluate_run` and the robustness
-    evaluation do this): it needs to know how text reaches the model and, for some, statistics
-    of the training split. `with_rate` and `reseed` return bound copies.
+    Bind it to a run's data first (`bind(dataset, spec, words)`; `evaluate_run` and the
+    robustness evaluation do this): it needs to know how text reaches the model (with a
+    pretrained tokenizer, its `TokenizerWords`) and, for some, statistics of the training split.
+    `with_rate` and `reseed` return bound copies.
     """
 
     name = ""
@@ -210,6 +203,7 @@ class Corruption:
         self.modalities = ""
         self.text_kind = ""
         self.pad_id = 0
+        self.words: TokenizerWords | None = None
         self.bound = False
 
     def _check(self) -> None:
@@ -226,13 +220,18 @@ class Corruption:
         """Return one line: `definition()` with the rate."""
         return f"{self.definition()}; rate {self.rate:g}"
 
-    def bind(self, dataset: MultimodalDataset, spec) -> Corruption:
-        """Return a copy ready for the run whose data is `dataset` and inputs `spec`."""
+    def bind(self, dataset: MultimodalDataset, spec,
+             words: TokenizerWords | None = None) -> Corruption:
+        """Return a copy ready for the run whose data is `dataset` and inputs `spec` (an
+        `InputSpec`); `words` is the tokenizer's word segmentation, which the text corruptions
+        need when text reaches the model through a pretrained tokenizer. Raises ValueError when
+        the corruption does not fit the run."""
         bound = copy.copy(self)
         bound.opts = dict(self.opts)
         bound.text_kind = spec.text.kind if "t" in spec.modalities else ""
         bound.pad_id = int(spec.text.pad_id)
         bound.modalities = spec.modalities
+        bound.words = words
         bound._bind(dataset, spec)
         bound.bound = True
         return bound
@@ -254,8 +253,8 @@ class Corruption:
 
     def __call__(self, batch: Batch) -> Batch:
         if not self.bound:
-            raise RuntimeError(f"corruption '{self.name}': call bind(dataset, spec) first "
-                               f"(evaluate_run and the robustness evaluation do it)")
+            raise RuntimeError(f"corruption '{self.name}': call bind(dataset, spec, words) "
+                               f"first (evaluate_run and the robustness evaluation do it)")
         if self.rate == 0:
             return batch
         return self._apply(batch)
@@ -326,8 +325,16 @@ class _TextCorruption(Corruption):
         self.special: frozenset[int] = frozenset({int(spec.text.pad_id)})
         self.starts: np.ndarray | None = None
         if spec.text.kind == "pretrained":
-            self.unk_id, self.unk_word, self.special, self.starts = _tokenizer_info(
-                str(spec.text.encoder_dir))
+            words = self.words
+            if words is None:
+                raise RuntimeError(f"corruption '{self.name}' on text from a pretrained "
+                                   f"tokenizer needs its words: bind(dataset, spec, "
+                                   f"words=mimsa.encoders.builder.text_words(spec.text))")
+            if words.unk_id is None:
+                raise ValueError(f"the tokenizer in {spec.text.encoder_dir} has no unknown "
+                                 f"token; text_missing needs one (use mode=delete)")
+            self.unk_id, self.unk_word = words.unk_id, str(words.unk_token)
+            self.special, self.starts = words.special, words.starts
 
     def edit(self, items: list, slots: Sequence[int], rng: np.random.Generator,
              unknown: Any) -> list:
@@ -507,8 +514,6 @@ class ModalityDropout(Corruption):
     options = {"modalities": (None, None), "fill": ("zero", ("zero", "mean"))}
 
     def _bind(self, dataset: MultimodalDataset, spec) -> None:
-        from mimsa.eval.drop import ModalityDrop
-
         self.targets = self._modalities(self.opts["modalities"], "tav", "whole modalities")
         self.drops = {m: ModalityDrop(m, self.opts["fill"]).bind(dataset, spec)
                       for m in self.targets}
@@ -586,10 +591,13 @@ class Augmentation:
                 raise ValueError(f"data.augment: {err}") from None
         return cls(corruptions, seed)
 
-    def bind(self, dataset: MultimodalDataset, spec) -> Augmentation:
-        """Return a copy whose corruptions are bound to the run's data."""
+    def bind(self, dataset: MultimodalDataset, spec,
+             words: TokenizerWords | None = None) -> Augmentation:
+        """Return a copy whose corruptions are bound to the run's data (see `Corruption.bind`;
+        raises ValueError naming data.augment when one does not fit the run)."""
         try:
-            return Augmentation([c.bind(dataset, spec) for c in self.corruptions], self.seed)
+            return Augmentation([c.bind(dataset, spec, words) for c in self.corruptions],
+                                self.seed)
         except ValueError as err:
             raise ValueError(f"data.augment: {err}") from None
 

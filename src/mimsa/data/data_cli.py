@@ -1,12 +1,14 @@
 """`mimsa data ...`: inspect a dataset (by name or path) and convert it to mimsa's format.
 
 Mounted in the main CLI with `app.add_typer(data_app, name="data")`. Data problems print one
-red line on stderr and exit with code 2, never a traceback.
+red line on stderr and exit with code 2, never a traceback; warnings raised while reading
+(e.g. text decoded as latin-1) print one yellow line each.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ from rich.markup import escape
 
 from mimsa.data.dataset import DataError, MultimodalDataset
 from mimsa.data.registry import load_dataset
+from mimsa.errors import MimsaError
 
 data_app = typer.Typer(help="Inspect datasets and convert community formats to mimsa's own.",
                        no_args_is_help=True, add_completion=False)
@@ -33,6 +36,9 @@ TrustOpt = Annotated[bool, typer.Option(
     "--trust-pickle", help="load pickles without the safety allow-list (runs their code)")]
 NanOpt = Annotated[str, typer.Option(
     "--nan-policy", help="'error' on NaN/inf features, or 'zero' to replace them with 0")]
+DropOpt = Annotated[bool, typer.Option(
+    "--drop-cross-split-duplicates", help="drop a sample whose id is also in an earlier split "
+    "(train < valid < test) instead of refusing the dataset; the count goes in the card")]
 
 
 def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,23 +48,33 @@ def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DataError, KeyError, FileNotFoundError) as exc:
+        except (MimsaError, KeyError, OSError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            _err.print(f"[red]error: {escape(str(message).splitlines()[0])}[/red]")
+            lines = str(message).splitlines() or [type(exc).__name__]
+            _err.print(f"[red]error: {escape(lines[0])}[/red]")
             raise typer.Exit(code=2) from None
 
     return wrapper
 
 
 def _load(target: str, data_root: Path | None, format: str | None, trust_pickle: bool,
-          nan_policy: str) -> MultimodalDataset:
-    """Return the dataset named or located by `target`."""
+          nan_policy: str, drop_cross_split: bool = False) -> MultimodalDataset:
+    """Return the dataset named or located by `target`; its warnings print as yellow lines."""
     if nan_policy not in ("error", "zero"):
         raise DataError(f"--nan-policy must be 'error' or 'zero', not '{nan_policy}'")
     options: dict[str, Any] = {"nan_policy": nan_policy}
     if format is not None:
         options["format"] = format
-    return load_dataset(target, data_root=data_root, trust_pickle=trust_pickle, **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return load_dataset(target, data_root=data_root, trust_pickle=trust_pickle,
+                                cross_split_duplicates="drop" if drop_cross_split else "error",
+                                **options)
+        finally:
+            for warning in caught:
+                line = (str(warning.message).splitlines() or [""])[0]
+                _err.print(f"[yellow]warning: {escape(line)}[/yellow]")
 
 
 def describe(ds: MultimodalDataset) -> str:
@@ -93,9 +109,10 @@ def inspect(
     format: FormatOpt = None,
     trust_pickle: TrustOpt = False,
     nan_policy: NanOpt = "error",
+    drop_cross_split_duplicates: DropOpt = False,
 ) -> None:
     """Print a dataset's card, split sizes, modalities and feature dims."""
-    ds = _load(target, data_root, format, trust_pickle, nan_policy)
+    ds = _load(target, data_root, format, trust_pickle, nan_policy, drop_cross_split_duplicates)
     _out.print(escape(describe(ds)))
 
 
@@ -108,13 +125,20 @@ def convert(
     format: FormatOpt = None,
     trust_pickle: TrustOpt = False,
     nan_policy: NanOpt = "error",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --to")]
-    = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="replace an existing --to (a mimsa dataset folder only)")] = False,
+    drop_cross_split_duplicates: DropOpt = False,
 ) -> None:
-    """Read a dataset and write it in mimsa's own format (no pickle, checksummed)."""
-    from mimsa.data.store import save_dataset
+    """Read a dataset and write it in mimsa's own format (no pickle, checksummed).
 
-    ds = _load(target, data_root, format, trust_pickle, nan_policy)
+    --to is checked before reading (not a file, not under a file, not an existing folder
+    unless --overwrite replaces a mimsa dataset); leftovers of an interrupted convert to the
+    same --to are removed; a failed convert leaves nothing behind.
+    """
+    from mimsa.data.store import prepare_target, save_dataset
+
+    prepare_target(to, overwrite)
+    ds = _load(target, data_root, format, trust_pickle, nan_policy, drop_cross_split_duplicates)
     out = save_dataset(ds, to, overwrite=overwrite)
     _out.print(escape(f"wrote {ds.summary()} to {out}"))
 

@@ -14,13 +14,30 @@ from typing import Literal
 
 import numpy as np
 
+from mimsa.errors import ConfigError, DataError  # DataError: importable from here too
+
 SPLITS = ("train", "valid", "test")
 SEQUENCE_FIELDS = ("text_feats", "audio", "vision")
 NanPolicy = Literal["error", "zero"]
+CrossSplitPolicy = Literal["error", "drop"]
+CROSS_SPLIT_POLICIES = ("error", "drop")
 
 
-class DataError(ValueError):
-    """A problem with input data; the message is one line that names source, key and sample."""
+def check_cross_split_policy(value: str) -> CrossSplitPolicy:
+    """Return `value` when it is 'error' or 'drop'; anything else raises ConfigError."""
+    if value not in CROSS_SPLIT_POLICIES:
+        raise ConfigError(f"cross_split_duplicates must be 'error' or 'drop', not {value!r} "
+                          f"(data.cross_split_duplicates / --drop-cross-split-duplicates)")
+    return value  # type: ignore[return-value]
+
+
+def cross_split_message(where: str, sample: str, first: str, later: str, count: int = 1) -> str:
+    """Return the one-line error for an id found in two splits (`first` before `later`)."""
+    more = f" ({count} such ids)" if count > 1 else ""
+    return (f"{where}: sample id '{sample}' is in both {first} and {later}{more}; the same "
+            f"sample in two splits leaks it from training into evaluation; remove it from one "
+            f"split, or pass --drop-cross-split-duplicates (data.cross_split_duplicates=drop) "
+            f"to drop it from the later split")
 
 
 @dataclass
@@ -66,6 +83,13 @@ class MultimodalDataset:
       text_feats  text feature sequence, float32 [T, D_t]
       audio       audio feature sequence, float32 [T_a, D_a]
       vision      visual feature sequence, float32 [T_v, D_v]
+
+    An id found in two splits is leakage: `cross_split_duplicates="error"` (the default)
+    raises DataError naming the id and both splits; "drop" keeps it only in its earliest
+    split (train < valid < test), records the count in the card's notes and in
+    `cross_split_dropped` ({split: samples dropped}). Repeats within one split raise DataError.
+    Error messages name `location` (default: the card's source), e.g. the folder a stored
+    dataset was read from.
     """
 
     def __init__(
@@ -83,9 +107,12 @@ class MultimodalDataset:
         vocab_size: int | None = None,
         nan_policy: NanPolicy = "error",
         require_splits: Sequence[str] = SPLITS,
+        cross_split_duplicates: CrossSplitPolicy = "error",
+        location: str | None = None,
     ) -> None:
         self.card = card
-        source = card.source
+        source = location or card.source
+        policy = check_cross_split_policy(cross_split_duplicates)
         self.ids = [str(i) for i in ids]
         self.splits = [str(s) for s in splits]
         self.labels = np.asarray(labels, dtype=np.float32).reshape(-1)
@@ -96,6 +123,9 @@ class MultimodalDataset:
         self.audio = _as_sequences(audio)
         self.vision = _as_sequences(vision)
         self.nan_report: dict[str, int] = {}
+        self.cross_split_dropped: dict[str, int] = {}
+        self._check_counts(source)
+        self._resolve_cross_split(source, policy)
         self._validate(source, nan_policy, require_splits)
         counts = {s: self.splits.count(s) for s in SPLITS}
         self.card.split_sizes = {s: n for s, n in counts.items() if n}
@@ -107,27 +137,60 @@ class MultimodalDataset:
             self.card.dims["vocab"] = int(self.vocab_size)
 
     # -- validation -------------------------------------------------------------------------
-    def _validate(self, source: str, nan_policy: NanPolicy, require_splits: Sequence[str]) -> None:
+    _FIELDS = ("text", "text_ids", "text_feats", "audio", "vision")
+
+    def _check_counts(self, source: str) -> None:
+        """Check one entry per sample in every field and known split names."""
         n = len(self.ids)
         if n == 0:
             raise DataError(f"{source}: the dataset has no samples")
-        for name, values in (("splits", self.splits), ("labels", self.labels),
-                             ("text", self.text), ("text_ids", self.text_ids),
-                             ("text_feats", self.text_feats), ("audio", self.audio),
-                             ("vision", self.vision)):
+        for name in ("splits", "labels", *self._FIELDS):
+            values = getattr(self, name)
             if values is not None and len(values) != n:
                 raise DataError(f"{source}: '{name}' has {len(values)} entries but there are "
                                 f"{n} ids; every field needs one entry per sample")
-        seen: dict[str, int] = {}
-        for i, sid in enumerate(self.ids):
-            if sid in seen:
-                raise DataError(f"{source}: duplicate sample id '{sid}' (rows {seen[sid]} and "
-                                f"{i}); ids must be unique")
-            seen[sid] = i
         for sid, split in zip(self.ids, self.splits, strict=True):
             if split not in SPLITS:
                 raise DataError(f"{source}: sample '{sid}' has split '{split}'; use one of "
                                 f"{', '.join(SPLITS)}")
+
+    def _resolve_cross_split(self, source: str, policy: CrossSplitPolicy) -> None:
+        """Refuse (or, with policy 'drop', remove from later splits) ids found in two splits."""
+        later = later_split_repeats(self.ids, self.splits)
+        if not later:
+            return
+        first = earliest_splits(self.ids, self.splits)
+        if policy == "error":
+            i = later[0]
+            count = len({self.ids[j] for j in later})
+            raise DataError(cross_split_message(source, self.ids[i], first[self.ids[i]],
+                                                self.splits[i], count))
+        dropped = set(later)
+        keep = [i for i in range(len(self.ids)) if i not in dropped]
+        for split in SPLITS:
+            count = sum(self.splits[i] == split for i in later)
+            if count:
+                self.cross_split_dropped[split] = count
+        self.ids = [self.ids[i] for i in keep]
+        self.splits = [self.splits[i] for i in keep]
+        self.labels = self.labels[keep]
+        for name in self._FIELDS:
+            values = getattr(self, name)
+            if values is not None:
+                setattr(self, name, [values[i] for i in keep])
+        detail = ", ".join(f"{k} {v}" for k, v in self.cross_split_dropped.items())
+        self.card.notes.append(f"{len(later)} samples whose id is also in an earlier split were "
+                               f"dropped from the later split (cross_split_duplicates=drop): "
+                               f"{detail}")
+
+    def _validate(self, source: str, nan_policy: NanPolicy, require_splits: Sequence[str]) -> None:
+        seen: dict[str, int] = {}
+        for i, sid in enumerate(self.ids):
+            if sid in seen:
+                raise DataError(f"{source}: duplicate sample id '{sid}' in split "
+                                f"'{self.splits[i]}' (rows {seen[sid]} and {i}); ids must be "
+                                f"unique")
+            seen[sid] = i
         for split in require_splits:
             if split not in self.splits:
                 raise DataError(f"{source}: split '{split}' is empty; every dataset needs "
@@ -211,6 +274,23 @@ class MultimodalDataset:
         sizes = "/".join(str(v) for v in self.card.split_sizes.values())
         dims = ", ".join(f"{k} {v}" for k, v in self.card.dims.items())
         return f"{self.name}: {sizes} samples, modalities {self.modalities}, dims {dims}"
+
+
+def earliest_splits(ids: Sequence[str], splits: Sequence[str]) -> dict[str, str]:
+    """Return {id: the earliest split (train < valid < test) it appears in}."""
+    rank = {s: k for k, s in enumerate(SPLITS)}
+    first: dict[str, str] = {}
+    for sid, split in zip(ids, splits, strict=True):
+        if sid not in first or rank.get(split, 99) < rank.get(first[sid], 99):
+            first[sid] = split
+    return first
+
+
+def later_split_repeats(ids: Sequence[str], splits: Sequence[str]) -> list[int]:
+    """Return the indices of samples whose id also appears in an earlier split, in order."""
+    first = earliest_splits(ids, splits)
+    return [i for i, (sid, split) in enumerate(zip(ids, splits, strict=True))
+            if split != first[sid]]
 
 
 def _as_sequences(values: Sequence[np.ndarray] | None) -> list[np.ndarray] | None:

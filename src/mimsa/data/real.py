@@ -11,15 +11,20 @@ Each file's sha256 is checked against the published checksums (cheap: ~10 MB in 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from mimsa.data.dataset import DataError, DatasetCard, MultimodalDataset, NanPolicy
-from mimsa.data.readers._common import build_dataset
+from mimsa.data.dataset import (
+    CrossSplitPolicy,
+    DataError,
+    DatasetCard,
+    MultimodalDataset,
+    NanPolicy,
+)
+from mimsa.data.readers._common import build_dataset, read_csv_table
 from mimsa.data.readers.mmsa_fet import read_label_csv
 from mimsa.data.registry import register_dataset
 
@@ -90,23 +95,34 @@ def data_file(root: Path, relative: str, verify: bool = True) -> Path:
 
 
 def _read_csv(path: Path) -> list[list[str]]:
-    """Return the rows of a header-less CSV file as lists of strings."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return [row for row in csv.reader(handle) if row]
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
+    """Return the non-blank rows of a header-less CSV file as lists of strings.
+
+    UTF-8 with or without a byte-order mark, LF or CRLF; errors name the file and line.
+    """
+    return [fields for _, fields in read_csv_table(path)]
 
 
 def _float_rows(path: Path, rows: list[list[str]], width: int) -> np.ndarray:
-    """Return a header-less numeric CSV as a float64 [n, width] array."""
+    """Return a header-less numeric CSV as a float64 [n, width] array.
+
+    A row of another width or a cell that is not a number raises DataError naming the row
+    (1-based, blank lines not counted) and the column.
+    """
     bad = next((i for i, r in enumerate(rows) if len(r) != width), None)
     if bad is not None:
         raise DataError(f"{path}: row {bad + 1} has {len(rows[bad])} fields, expected {width}")
     try:
         return np.array(rows, dtype=np.float64)
-    except ValueError as exc:
-        raise DataError(f"{path}: non-numeric value ({exc})") from exc
+    except ValueError:
+        pass
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            try:
+                float(cell)
+            except ValueError as exc:
+                raise DataError(f"{path}: row {i + 1}, column {j + 1} is '{cell}', not a "
+                                f"number") from exc
+    raise DataError(f"{path}: cannot read the rows as numbers")
 
 
 def read_poria(root: Path, verify: bool = True) -> dict[str, dict]:
@@ -135,15 +151,18 @@ def read_poria(root: Path, verify: bool = True) -> dict[str, dict]:
             raise DataError(f"{audio_file}: {len(audio)} rows, {text_file.name} {len(text)}, "
                             f"{video_file.name} {len(video)}; the rows must correspond")
         for k in range(len(text)):
-            row = int(text[k, 0])
+            row = int(text[k, 0]) if np.isfinite(text[k, 0]) else -1
             if row != text[k, 0] or not 0 <= row < len(transcripts):
                 raise DataError(f"{text_file}: row {k + 1} points at transcript row "
                                 f"{text[k, 0]:g}, outside 0..{len(transcripts) - 1}")
             sid, transcript, _, binary = transcripts[row]
+            if binary.strip() not in ("0", "1"):
+                raise DataError(f"{transcripts_file}: row {row + 1}, column 4 (binary label of "
+                                f"'{sid}') is '{binary}'; expected 0 or 1")
             if sid in out:
                 raise DataError(f"{text_file}: segment '{sid}' appears twice in Poria's files")
             for file, arr in ((audio_file, audio), (video_file, video)):
-                if int(arr[k, -1]) != int(binary):
+                if arr[k, -1] != int(binary):
                     raise DataError(f"{file}: row {k + 1} has binary label {arr[k, -1]:g} but "
                                     f"segment '{sid}' has {binary} in {transcripts_file.name}; "
                                     f"the row order of the Poria files is broken")
@@ -174,8 +193,13 @@ def read_mosi_csd_labels(root: Path, verify: bool = True) -> dict[str, float]:
                 scores = np.asarray(group[video]["features"][()], dtype=np.float64).reshape(-1)
                 for k, score in enumerate(scores):
                     labels[f"{video}_{k + 1}"] = float(score)
+    except DataError:
+        raise
     except OSError as exc:
         raise DataError(f"{file}: not a readable HDF5 .csd file ({exc})") from exc
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise DataError(f"{file}: truncated or corrupt .csd file ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
     return labels
 
 
@@ -188,7 +212,8 @@ def _video(segment_id: str) -> str:
 @register_dataset("mosi", "CMU-MOSI, standard folds (1281/229/685): transcripts + Poria's 73-d "
                   "openSMILE audio vector; no vision")
 def mosi(data_root: Path, nan_policy: NanPolicy = "error", verify: bool = True,
-         **_: object) -> MultimodalDataset:
+         cross_split_duplicates: CrossSplitPolicy = "error", **_: object
+         ) -> MultimodalDataset:
     """Return CMU-MOSI on the CMU standard folds with transcripts and openSMILE audio."""
     label_file = data_file(data_root, "mosi/label.csv", verify)
     ids, texts, labels, splits = read_label_csv(label_file)
@@ -219,13 +244,14 @@ def mosi(data_root: Path, nan_policy: NanPolicy = "error", verify: bool = True,
     )
     return build_dataset(card, ids=ids, splits=splits, labels=labels, text=texts,
                          audio=[poria[sid]["audio"].reshape(1, -1) for sid in ids],
-                         nan_policy=nan_policy)
+                         nan_policy=nan_policy, cross_split_duplicates=cross_split_duplicates)
 
 
 @register_dataset("mosi-poria", "CMU-MOSI on Poria's speaker-independent split (62 train videos, "
                   "10 of them held out as valid / 31 test): text + text-CNN + openSMILE + 3D-CNN")
 def mosi_poria(data_root: Path, nan_policy: NanPolicy = "error", verify: bool = True,
-               **_: object) -> MultimodalDataset:
+               cross_split_duplicates: CrossSplitPolicy = "error", **_: object
+               ) -> MultimodalDataset:
     """Return CMU-MOSI on Poria's split with all three of Poria's utterance feature sets."""
     poria = read_poria(data_root, verify)
     official = read_mosi_csd_labels(data_root, verify)
@@ -282,12 +308,13 @@ def mosi_poria(data_root: Path, nan_policy: NanPolicy = "error", verify: bool = 
         text_feats=[poria[s]["text_feats"].reshape(1, -1) for s in ids],
         audio=[poria[s]["audio"].reshape(1, -1) for s in ids],
         vision=[poria[s]["vision"].reshape(1, -1) for s in ids],
-        nan_policy=nan_policy)
+        nan_policy=nan_policy, cross_split_duplicates=cross_split_duplicates)
 
 
 @register_dataset("mosei", "CMU-MOSEI, standard split (16274/1861/4653), transcripts only")
 def mosei(data_root: Path, nan_policy: NanPolicy = "error", verify: bool = True,
-          **_: object) -> MultimodalDataset:
+          cross_split_duplicates: CrossSplitPolicy = "error", **_: object
+          ) -> MultimodalDataset:
     """Return CMU-MOSEI (text only) on the standard split; ids are `<video_id>_<clip_id>`."""
     label_file = data_file(data_root, "mosei/label.csv", verify)
     ids, texts, labels, splits = read_label_csv(label_file)
@@ -304,7 +331,7 @@ def mosei(data_root: Path, nan_policy: NanPolicy = "error", verify: bool = True,
         ],
     )
     return build_dataset(card, ids=ids, splits=splits, labels=labels, text=texts,
-                         nan_policy=nan_policy)
+                         nan_policy=nan_policy, cross_split_duplicates=cross_split_duplicates)
 
 
 # -- leakage ----------------------------------------------------------------------------------

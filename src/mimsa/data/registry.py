@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mimsa.data.dataset import MultimodalDataset
+from mimsa.data.dataset import CrossSplitPolicy, MultimodalDataset, check_cross_split_policy
 
 
 @dataclass
@@ -52,24 +52,31 @@ def resolve_data_root(data_root: str | Path | None = None) -> Path:
 
 
 def load_dataset(name_or_path: str | Path, data_root: str | Path | None = None,
-                 trust_pickle: bool = False, **options) -> MultimodalDataset:
+                 trust_pickle: bool = False, cross_split_duplicates: CrossSplitPolicy = "error",
+                 **options) -> MultimodalDataset:
     """Return a dataset by registered name, or read from an existing file or folder.
 
     A registered name wins; otherwise an existing path is read with `readers.read_path`
     (options `format` and `nan_policy` apply; `trust_pickle` allows arbitrary pickles).
-    Anything else raises KeyError listing the registered datasets.
+    `cross_split_duplicates` is "error" (an id in two splits raises DataError) or "drop"
+    (it is dropped from the later split and counted in the card); a loader of a registered
+    dataset receives it as an option. An unknown name raises KeyError listing the registered
+    datasets; a bad policy raises ConfigError.
     """
     _import_builtin()
+    policy = check_cross_split_policy(cross_split_duplicates)
     name = str(name_or_path)
     if name in _DATASETS:
         entry = _DATASETS[name]
-        return entry.loader(resolve_data_root(data_root), **options)
+        return entry.loader(resolve_data_root(data_root), cross_split_duplicates=policy,
+                            **options)
     path = Path(name).expanduser()
     if path.exists():
         from mimsa.data.readers import read_path
 
         return read_path(path, format=options.get("format"), trust_pickle=trust_pickle,
-                         nan_policy=options.get("nan_policy", "error"))
+                         nan_policy=options.get("nan_policy", "error"),
+                         cross_split_duplicates=policy)
     valid = ", ".join(sorted(_DATASETS))
     raise KeyError(f"unknown dataset '{name}' and no such file or folder; registered "
                    f"datasets: {valid}")

@@ -9,8 +9,12 @@
   samples.json         {"ids": [...], "splits": [...], "text": [...] or null}
 
 Sample i of F is F.data[F.offsets[i]:F.offsets[i + 1]]. `save_dataset` writes into a
-temporary folder beside the target and renames it into place, so a reader never sees a half
-written dataset. `load_dataset_dir` checks every file's sha256 before parsing it.
+temporary folder `.<name>.tmp-<pid>-<hex>` beside the target and renames it into place, so a
+reader never sees a half written dataset; a temporary (or `.<name>.old-<pid>-<hex>` backup)
+left by a killed writer whose process is gone is removed by the next save to the same target
+(a backup is put back first when the target is missing). A failed save leaves nothing behind,
+not even the parent folders it created. `load_dataset_dir` checks every file's sha256 before
+parsing it; its errors name the folder it was given (and the converted-from source second).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from mimsa.data.dataset import (
     SEQUENCE_FIELDS,
     SPLITS,
+    CrossSplitPolicy,
     DataError,
     DatasetCard,
     MultimodalDataset,
@@ -61,21 +66,68 @@ def is_dataset_dir(path: Path) -> bool:
         return False
 
 
+def check_target(directory: str | Path, overwrite: bool = False) -> Path:
+    """Return `directory` as a Path when a dataset may be written there, else raise DataError.
+
+    Refused: an existing file; a path under a file; an existing folder without `overwrite`;
+    with `overwrite`, an existing folder that is neither empty nor a mimsa dataset folder
+    (so that --overwrite never deletes anything else).
+    """
+    target = Path(directory)
+    if target.name in ("", ".", ".."):
+        raise DataError(f"{target}: name a new folder for the dataset (e.g. {target}/mydata)")
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise DataError(f"{target}: {parent} is a file, not a folder; choose an output "
+                            f"folder whose parents are folders")
+        if parent.exists():
+            break
+    if target.exists() or target.is_symlink():
+        if not target.is_dir():
+            raise DataError(f"{target}: is a file; the output must be a folder (choose a new "
+                            f"folder name)")
+        if not overwrite:
+            raise DataError(f"{target}: already exists; choose another folder or pass "
+                            f"overwrite (--overwrite) to replace it")
+        if any(target.iterdir()) and not is_dataset_dir(target):
+            raise DataError(f"{target}: exists and is not a mimsa dataset folder; --overwrite "
+                            f"only replaces a dataset written by mimsa, so choose another "
+                            f"folder")
+    return target
+
+
+def prepare_target(directory: str | Path, overwrite: bool = False) -> Path:
+    """Return `directory` after removing leftovers of killed saves to it (`clean_stale`) and
+    checking that a dataset may be written there (`check_target`); errors are DataError."""
+    target = Path(directory)
+    try:
+        clean_stale(target)
+    except OSError as exc:
+        raise DataError(f"{target}: cannot remove what an interrupted save left beside it "
+                        f"({_describe(exc)})") from exc
+    return check_target(target, overwrite)
+
+
 def save_dataset(ds: MultimodalDataset, directory: str | Path, overwrite: bool = False) -> Path:
     """Write `ds` to the folder `directory` atomically and return its path.
 
-    An existing target raises DataError unless `overwrite` is True, in which case it is
-    replaced only after the new folder is complete.
+    An existing target raises DataError unless `overwrite` is True, in which case a mimsa
+    dataset folder (or an empty folder) is replaced only after the new folder is complete;
+    see `check_target` for the other refusals. Leftovers of a killed earlier save to the same
+    target are removed first. Any failure (including OSError, raised as DataError naming the
+    target) leaves nothing behind.
     """
     from safetensors.numpy import save_file
 
-    target = Path(directory)
-    if target.exists() and not overwrite:
-        raise DataError(f"{target}: already exists; choose another folder or pass overwrite "
-                        f"(--overwrite) to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()  # unlike mkdtemp, honours the umask, so the result has ordinary permissions
+    target = prepare_target(directory, overwrite)
+    created = _missing_parents(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()  # unlike mkdtemp, honours the umask, so the result has ordinary permissions
+    except OSError as exc:
+        _remove_empty(created)
+        raise DataError(f"{target}: cannot create the output folder ({_describe(exc)})") from exc
     try:
         save_file(_arrays(ds), str(tmp / ARRAYS))
         samples = {"ids": ds.ids, "splits": ds.splits, "text": ds.text}
@@ -89,15 +141,103 @@ def save_dataset(ds: MultimodalDataset, directory: str | Path, overwrite: bool =
                                     encoding="utf-8")
         _fix_permissions(tmp)
         _replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
+        if isinstance(exc, OSError):
+            raise DataError(f"{target}: cannot write the dataset ({_describe(exc)})") from exc
         raise
     return target
 
 
-def load_dataset_dir(directory: str | Path, nan_policy: NanPolicy = "error"
-                     ) -> MultimodalDataset:
-    """Return the dataset stored in a folder written by `save_dataset` (checksums verified)."""
+def clean_stale(target: Path) -> list[Path]:
+    """Remove what killed saves to `target` left beside it; return the paths removed.
+
+    Temporaries `.<name>.tmp-<pid>-*` and backups `.<name>.old-<pid>-*` whose process is gone
+    are removed; when `target` itself is missing, the newest such backup is moved back first
+    (a save killed between its two renames). Leftovers of a live process are kept.
+    """
+    removed: list[Path] = []
+    parent = target.parent
+    if target.name in ("", ".", "..") or not parent.is_dir():
+        return removed
+    backups = sorted(_stale(parent, f".{target.name}.old-"), key=_mtime, reverse=True)
+    if backups and not target.exists():
+        os.replace(backups.pop(0), target)
+    for path in [*_stale(parent, f".{target.name}.tmp-"), *backups]:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _stale(parent: Path, prefix: str) -> list[Path]:
+    """Return the entries of `parent` named `<prefix><pid>-<hex>` whose process is gone."""
+    out = []
+    for path in parent.glob(f"{glob_escape(prefix)}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            out.append(path)
+    return out
+
+
+def glob_escape(text: str) -> str:
+    """Return `text` with the glob characters * ? [ escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Return True when a process `pid` exists on this machine (or cannot be checked)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _mtime(path: Path) -> float:
+    """Return the modification time of `path` (0 when it vanished)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _missing_parents(target: Path) -> list[Path]:
+    """Return the parent folders of `target` that do not exist yet, deepest first."""
+    return [p for p in target.parents if not p.exists()]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the given folders (deepest first) where they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _describe(exc: OSError) -> str:
+    """Return an OSError as one short line (its strerror and file when known)."""
+    text = exc.strerror or str(exc)
+    if exc.filename:
+        text += f": {exc.filename}"
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def load_dataset_dir(directory: str | Path, nan_policy: NanPolicy = "error",
+                     cross_split_duplicates: CrossSplitPolicy = "error") -> MultimodalDataset:
+    """Return the dataset stored in a folder written by `save_dataset` (checksums verified).
+
+    Every error is a one-line DataError naming a file in `directory`, or `directory` itself
+    followed by the source the dataset was converted from.
+    """
     from safetensors.numpy import load_file
 
     folder = Path(directory)
@@ -117,28 +257,42 @@ def load_dataset_dir(directory: str | Path, nan_policy: NanPolicy = "error"
     try:
         arrays = load_file(str(folder / ARRAYS))
     except Exception as exc:  # safetensors raises its own error types
-        raise DataError(f"{folder / ARRAYS}: unreadable safetensors file ({exc})") from exc
+        raise DataError(f"{folder / ARRAYS}: unreadable safetensors file "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                        ) from exc
     try:
         samples = json.loads((folder / SAMPLES).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"{folder / SAMPLES}: unreadable JSON ({exc})") from exc
-    n = len(_require(samples, "ids", folder / SAMPLES))
-    fields = _require(manifest, "fields", folder / MANIFEST)
+    ids = _require_list(samples, "ids", folder / SAMPLES)
+    splits = _require_list(samples, "splits", folder / SAMPLES)
+    n = len(ids)
+    fields = _require_list(manifest, "fields", folder / MANIFEST)
     values: dict[str, Any] = {}
     for name in fields:
         if name == "text":
-            values["text"] = _require(samples, "text", folder / SAMPLES)
+            values["text"] = _require_list(samples, "text", folder / SAMPLES)
         elif name in ("text_ids", *SEQUENCE_FIELDS):
             values[name] = _unflatten(arrays, name, n, folder / ARRAYS)
         else:
             raise DataError(f"{folder / MANIFEST}: unknown field '{name}' in 'fields'")
     card = _card(_require(manifest, "card", folder / MANIFEST), folder / MANIFEST)
-    splits = _require(samples, "splits", folder / SAMPLES)
-    present = tuple(s for s in SPLITS if s in set(splits))
-    return MultimodalDataset(card=card, ids=samples["ids"], splits=splits,
-                             labels=_require(arrays, "labels", folder / ARRAYS),
-                             vocab_size=manifest.get("vocab_size"), nan_policy=nan_policy,
-                             require_splits=present, **values)
+    present = tuple(s for s in SPLITS if s in set(map(str, splits)))
+    location = str(folder)
+    if card.source and card.source != location:
+        location = f"{folder} (converted from {card.source})"
+    try:
+        return MultimodalDataset(card=card, ids=ids, splits=splits,
+                                 labels=_require(arrays, "labels", folder / ARRAYS),
+                                 vocab_size=manifest.get("vocab_size"), nan_policy=nan_policy,
+                                 require_splits=present,
+                                 cross_split_duplicates=cross_split_duplicates,
+                                 location=location, **values)
+    except DataError:
+        raise
+    except (ValueError, TypeError, IndexError) as exc:
+        raise DataError(f"{location}: cannot assemble the dataset ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
 
 def _arrays(ds: MultimodalDataset) -> dict[str, np.ndarray]:
@@ -161,6 +315,8 @@ def _unflatten(arrays: dict[str, np.ndarray], name: str, n: int, file: Path
     """Return the per-sample arrays of `name` cut from its flat data by its offsets."""
     data = _require(arrays, f"{name}.data", file)
     offsets = _require(arrays, f"{name}.offsets", file)
+    if not np.issubdtype(offsets.dtype, np.integer):
+        raise DataError(f"{file}: '{name}.offsets' has dtype {offsets.dtype}; expected integers")
     if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != len(data) or (
             np.diff(offsets) < 0).any():
         raise DataError(f"{file}: '{name}.offsets' does not describe {n} samples of "
@@ -206,6 +362,14 @@ def _require(mapping: Any, key: str, file: Path) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         raise DataError(f"{file}: missing key '{key}'")
     return mapping[key]
+
+
+def _require_list(mapping: Any, key: str, file: Path) -> list:
+    """Return `mapping[key]` when it is a list; anything else raises DataError naming the key."""
+    value = _require(mapping, key, file)
+    if not isinstance(value, list):
+        raise DataError(f"{file}: key '{key}' is {type(value).__name__}, expected a list")
+    return value
 
 
 def _fix_permissions(folder: Path) -> None:

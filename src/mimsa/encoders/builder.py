@@ -20,8 +20,13 @@ import torch
 from torch import nn
 
 from mimsa.data.batch import Batch
+from mimsa.data.corruptions import TokenizerWords
 from mimsa.data.dataset import DataError, MultimodalDataset
+from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.sequence import LSTMEncoder, lengths_to_mask
+from mimsa.encoders.text import TextEncoder
+from mimsa.encoders.tokens import attach_token_ids, tokenizer_words
+from mimsa.encoders.weights import resolve_encoder
 
 LOCAL_KINDS = ("auto", "embedding", "vocab", "features")
 
@@ -51,10 +56,13 @@ class TextOutput:
 
 
 def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
-                 saved: TextSpec | None = None) -> TextSpec:
+                 saved: TextSpec | None = None, cache: EncoderCache | None = None) -> TextSpec:
     """Decide the text input kind, attach token ids to `dataset` if needed; return the spec.
 
-    `saved` (from a checkpoint) reuses the recorded vocabulary so ids match the trained model.
+    `saved` (from a checkpoint) reuses the recorded vocabulary so ids match the trained model;
+    `cache` (the run's) keeps the tokenizer and token ids of a pretrained encoder. Raises
+    DataError when the dataset lacks what the kind needs, EncoderError when a pretrained
+    encoder cannot be found offline.
     """
     name = str(encoder_cfg.get("name", "auto"))
     if "t" not in dataset.modalities:
@@ -82,11 +90,19 @@ def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
             raise DataError(f"{dataset.name}: encoder 'features' needs text feature "
                             f"sequences; this dataset has none (try encoder.name=vocab)")
         return TextSpec("features", name)
-    from mimsa.encoders.text import attach_token_ids, resolve_encoder
-
     encoder_dir = resolve_encoder(name)
-    pad_id = attach_token_ids(dataset, encoder_dir, int(encoder_cfg.get("max_length", 50)))
+    pad_id = attach_token_ids(dataset, encoder_dir, int(encoder_cfg.get("max_length", 50)),
+                              cache)
     return TextSpec("pretrained", name, None, pad_id, str(encoder_dir))
+
+
+def text_words(spec: TextSpec, cache: EncoderCache | None = None) -> TokenizerWords | None:
+    """Return the word segmentation the text corruptions need for text given as `spec`: the
+    tokenizer's for a pretrained encoder, None otherwise (own-vocabulary ids are words, and
+    feature frames are words). Pass it to `Corruption.bind` / `Augmentation.bind`."""
+    if spec.kind != "pretrained":
+        return None
+    return tokenizer_words(str(spec.encoder_dir), cache)
 
 
 def build_vocabulary(dataset: MultimodalDataset, min_count: int = 2) -> list[str]:
@@ -132,8 +148,6 @@ class PretrainedTextEncoder(nn.Module):
 
     def __init__(self, encoder_dir: str, pooling: str, freeze: bool) -> None:
         super().__init__()
-        from mimsa.encoders.text import TextEncoder
-
         self.encoder = TextEncoder(encoder_dir, pooling=pooling, freeze=freeze)
         self.out_dim = self.encoder.out_dim
         self.state_dim = self.encoder.out_dim

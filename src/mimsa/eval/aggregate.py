@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mimsa.atomic import atomic_write_text
-from mimsa.eval.metrics import METRIC_KEYS
+from mimsa.metrics import METRIC_KEYS
 
 SPLITS = ("valid", "test")
 
@@ -77,3 +77,10 @@ def write_summary(out_dir: Path, results: dict[int, dict], title: str,
     writer.writerows(summary_rows(results))
     atomic_write_text(Path(out_dir) / "summary.csv", buffer.getvalue())
     atomic_write_text(Path(out_dir) / "summary.md", summary_markdown(results, title, protocol))
+
+
+def write_seed_summary(out_dir: Path, cfg: dict, results: dict[int, dict]) -> None:
+    """Write summary.csv and summary.md of a multi-seed run (`train_seeds` results per seed)
+    into `out_dir`, titled "<model> on <dataset>" with the run's protocol."""
+    write_summary(out_dir, results, title=f"{cfg['model']['name']} on {cfg['data']['name']}",
+                  protocol=cfg.get("protocol", "clean"))

@@ -1,36 +1,52 @@
-"""Predict with a model over a split and score it."""
+"""Re-evaluate a finished run: its selected checkpoint on valid and test, optionally on
+transformed inputs (a modality drop, a corruption)."""
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import nn
+from pathlib import Path
+from typing import Any
 
-from mimsa.data.batch import iterate_batches
+from mimsa.data.corruptions import Corruption
 from mimsa.data.dataset import MultimodalDataset
-from mimsa.eval.metrics import compute_metrics
+from mimsa.encoders.builder import text_words
+from mimsa.encoders.cache import EncoderCache
+from mimsa.encoders.text import share_cache
+from mimsa.metrics import score
+from mimsa.models.base import InputSpec
+from mimsa.train.inference import predict
+from mimsa.train.run import load_run
 
 
-@torch.no_grad()
-def predict(model: nn.Module, dataset: MultimodalDataset, index: np.ndarray, *,
-            modalities: str, batch_size: int = 128, pad_id: int = 0,
-            transform=None) -> np.ndarray:
-    """Return the model's predictions (float64, dataset order of `index`) in eval mode.
+def bind_transform(transform: Any, dataset: MultimodalDataset, spec: InputSpec,
+                   cache: EncoderCache | None = None) -> Any:
+    """Return `transform` bound to a run's data: a `Corruption` with the tokenizer's words
+    (pretrained text), anything else with a `bind(dataset, spec)` method (e.g. `ModalityDrop`)
+    through it, the rest (None, plain callables) unchanged. Raises ValueError when it does not
+    fit the run."""
+    if isinstance(transform, Corruption):
+        return transform.bind(dataset, spec, text_words(spec.text, cache))
+    if callable(getattr(transform, "bind", None)):
+        return transform.bind(dataset, spec)
+    return transform
 
-    `transform(batch) -> batch` is applied before the model (e.g. a modality drop).
+
+def evaluate_run(run_dir: Path, transform: Any = None, *, cache: EncoderCache | None = None
+                 ) -> dict[str, dict[str, float]]:
+    """Return valid and test metrics of a finished run's selected checkpoint.
+
+    `transform(batch) -> batch` is applied before the model, bound first (`bind_transform`).
+    `cache` (e.g. one shared by several evaluations of frozen-encoder runs) keeps the frozen
+    states between calls. Raises RunError/ValueError when `run_dir` is not a finished run.
     """
-    was_training = model.training
-    model.eval()
-    out = []
-    for batch in iterate_batches(dataset, index, batch_size, modalities=modalities,
-                                 pad_id=pad_id):
-        if transform is not None:
-            batch = transform(batch)
-        out.append(model(batch).prediction.detach().cpu().double().numpy().reshape(-1))
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def score(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """Return the MMSA metrics of `predictions` against `labels`."""
-    return compute_metrics(np.asarray(labels, np.float64), predictions)
+    cfg, model, dataset, spec = load_run(run_dir)
+    if cache is not None:
+        share_cache(model, cache)
+    transform = bind_transform(transform, dataset, spec, cache)
+    out = {}
+    for split in ("valid", "test"):
+        index = dataset.indices(split)
+        preds = predict(model, dataset, index, modalities=spec.modalities,
+                        batch_size=int(cfg["data"]["eval_batch_size"]),
+                        pad_id=spec.text.pad_id, transform=transform)
+        out[split] = score(dataset.labels[index], preds)
+    return out

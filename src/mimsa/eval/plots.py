@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mimsa.atomic import atomic_write
-from mimsa.eval.metrics import LOWER_IS_BETTER
+from mimsa.metrics import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     from mimsa.eval.robustness import RobustnessResult

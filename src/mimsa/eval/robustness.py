@@ -38,8 +38,13 @@ import numpy as np
 
 from mimsa.atomic import atomic_write_text
 from mimsa.data.corruptions import check_rate, make_corruption
+from mimsa.encoders.cache import EncoderCache
+from mimsa.encoders.text import share_cache
 from mimsa.eval.aggregate import format_cell, mean_std
-from mimsa.eval.metrics import LOWER_IS_BETTER, METRIC_KEYS
+from mimsa.eval.evaluate import bind_transform
+from mimsa.metrics import LOWER_IS_BETTER, METRIC_KEYS, score
+from mimsa.train.inference import predict
+from mimsa.train.run import load_run
 
 SPLITS = ("train", "valid", "test")
 SHOWN = ("MAE", "Corr", "Non0_acc_2", "Mult_acc_7")  # in the Markdown tables and the plot
@@ -146,14 +151,17 @@ def run_labels(run_dirs: list[Path]) -> list[str]:
 
 
 def corrupted_metrics(run_dir: Path, corruption: str, rates: list[float], *, seed: int = 0,
-                      split: str = "test", options: dict | None = None
-                      ) -> tuple[list[dict[str, float]], str]:
-    """Return (metrics per rate, description of the corruption) of one single-seed run."""
-    from mimsa.eval.evaluate import predict, score
-    from mimsa.train.run import load_run
+                      split: str = "test", options: dict | None = None,
+                      cache: EncoderCache | None = None) -> tuple[list[dict[str, float]], str]:
+    """Return (metrics per rate, description of the corruption) of one single-seed run.
 
+    `cache` (shared by the runs of one `robustness` call) keeps a frozen encoder's states.
+    """
     cfg, model, dataset, spec = load_run(run_dir)
-    bound = make_corruption(corruption, 0.0, seed, **(options or {})).bind(dataset, spec)
+    if cache is not None:
+        share_cache(model, cache)
+    bound = bind_transform(make_corruption(corruption, 0.0, seed, **(options or {})), dataset,
+                           spec, cache)
     index = dataset.indices(split)
     out = []
     for rate in rates:
@@ -178,12 +186,13 @@ def robustness(run_dirs: list[Path], corruption: str, rates: list[float], *, see
         raise ValueError("give at least one run directory")
     groups = [seed_runs(Path(r)) for r in run_dirs]  # every directory checked before any work
     runs, description = [], ""
+    cache = EncoderCache()  # frozen encoders: each distinct input encoded once for all runs
     for label, run_dir, group in zip(run_labels(run_dirs), run_dirs, groups, strict=True):
         curves = RunCurves(label, Path(run_dir), [seed_name(p) for p in group], rates)
         table = {k: np.full((len(group), len(rates)), np.nan) for k in METRIC_KEYS}
         for i, single in enumerate(group):
             per_rate, description = corrupted_metrics(single, corruption, rates, seed=seed,
-                                                      split=split, options=options)
+                                                      split=split, options=options, cache=cache)
             for j, metrics in enumerate(per_rate):
                 for key in METRIC_KEYS:
                     table[key][i, j] = metrics.get(key, math.nan)

@@ -1,15 +1,27 @@
-"""The model contract and registry: every model returns `ModelOutput(prediction, reps)`."""
+"""The model contract and registry: every model returns `ModelOutput(prediction, reps)`.
+
+A model is a subclass of `Model` registered with `@register_model("name")`. Registration checks
+the declared contract (see `Model`) and fails at import with a `ContractError` naming what is
+missing; construction checks `reps_dims`. Options (every keyword of `__init__` after `spec`)
+have defaults and type hints, and values given in the configuration are checked against those
+hints (`check_model_options`) before a run starts.
+"""
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import torch
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from torch import nn
 
+from mimsa.data.batch import Batch
 from mimsa.encoders.builder import TextSpec
+from mimsa.errors import ConfigError, ContractError
 
 
 @dataclass
@@ -38,15 +50,47 @@ class InputSpec:
                    text=TextSpec(**data.get("text", {})), encoder=dict(data.get("encoder", {})))
 
 
-_MODELS: dict[str, type[nn.Module]] = {}
+class Model(nn.Module):
+    """The contract of every registered model.
+
+    Construction: `Model(spec: InputSpec, **options)`; every option has a default and a type
+    hint (they are the model's configuration keys, `model.<option>`).
+
+    Declared members:
+      model_name: str            set by `@register_model`
+      requires: str              modalities the model cannot work without ("" = any non-empty
+                                 subset of the data's t/a/v; "t" = text must be present)
+      reps_dims: dict[str, int]  set in `__init__`: the width D of each entry of `reps`,
+                                 "fusion" and one per unimodal vector it exposes ("t", "a", "v"
+                                 for present modalities; models may add documented keys)
+      forward(batch: Batch) -> ModelOutput
+                                 prediction [B] (sentiment score, unbounded; the task loss
+                                 compares it with labels in [-3, 3]); reps {key: [B, D]} with
+                                 D = reps_dims[key]
+    Objectives read `reps` (never the model) and size their networks from `reps_dims`.
+    """
+
+    model_name: ClassVar[str] = ""
+    requires: ClassVar[str] = ""
+    reps_dims: dict[str, int]
+
+    def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - the contract
+        raise NotImplementedError
 
 
-def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: make the model constructible by `create_model(name, spec, **kw)`."""
+_MODELS: dict[str, type[Model]] = {}
 
-    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+
+def register_model(name: str) -> Callable[[type[Model]], type[Model]]:
+    """Class decorator: make the model constructible by `create_model(name, spec, **kw)`.
+
+    Raises `ContractError` (at import) when the class breaks the `Model` contract."""
+
+    def wrap(cls: type[Model]) -> type[Model]:
         if name in _MODELS:
-            raise ValueError(f"model '{name}' is registered twice")
+            raise ContractError(f"model '{name}' is registered twice ({_MODELS[name].__module__}"
+                                f" and {cls.__module__})")
+        check_model_class(name, cls)
         _MODELS[name] = cls
         cls.model_name = name
         return cls
@@ -54,7 +98,47 @@ def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     return wrap
 
 
-def list_models() -> dict[str, type[nn.Module]]:
+def check_model_class(name: str, cls: type) -> None:
+    """Raise `ContractError` naming the first member of the `Model` contract `cls` lacks."""
+    where = f"model '{name}' ({cls.__module__}.{cls.__qualname__})"
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ContractError(f"{where} must subclass mimsa.models.base.Model")
+    if cls.forward is Model.forward:
+        raise ContractError(f"{where} does not define forward(batch) -> ModelOutput")
+    if not isinstance(cls.requires, str) or any(m not in "tav" for m in cls.requires):
+        raise ContractError(f"{where}: requires must be a subset of 'tav', not "
+                            f"{cls.requires!r}")
+    check_options_signature(where, cls.__init__, ("self", "spec"))
+
+
+def check_options_signature(where: str, init: Callable, leading: tuple[str, ...]) -> None:
+    """Raise `ContractError` unless `init` takes `leading` positionally, then only keyword
+    options that each have a default and a type hint."""
+    params = list(inspect.signature(init).parameters.values())
+    names = tuple(p.name for p in params[:len(leading)])
+    if names != leading:
+        raise ContractError(f"{where}: __init__ must start with ({', '.join(leading)}), not "
+                            f"({', '.join(names)})")
+    hints = _hints(init)
+    for param in params[len(leading):]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ContractError(f"{where}: __init__ takes *{param.name}; list every option "
+                                f"as a keyword with a default")
+        if param.default is param.empty:
+            raise ContractError(f"{where}: option '{param.name}' has no default")
+        if param.name not in hints:
+            raise ContractError(f"{where}: option '{param.name}' has no type hint (options "
+                                f"are checked against their hints)")
+
+
+def _hints(init: Callable) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(init)
+    except Exception as err:  # a hint that does not resolve is the contract's problem
+        raise ContractError(f"{init.__qualname__}: type hints do not resolve ({err})") from None
+
+
+def list_models() -> dict[str, type[Model]]:
     """Return the registered models by name."""
     import mimsa.models.zoo  # noqa: F401  (registers the built-in models)
 
@@ -63,36 +147,79 @@ def list_models() -> dict[str, type[nn.Module]]:
 
 def model_options(name: str) -> dict[str, object]:
     """Return the keyword options of model `name` with their defaults."""
-    cls = _get(name)
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if k not in ("self", "spec")}
+    return _options(_get(name).__init__, 2)
 
 
-def create_model(name: str, spec: InputSpec, **options) -> nn.Module:
-    """Return a new model `name` for inputs `spec`; unknown names or options list valid ones."""
-    cls = _get(name)
-    valid = model_options(name)
+def _options(init: Callable, leading: int) -> dict[str, object]:
+    params = list(inspect.signature(init).parameters.values())[leading:]
+    return {p.name: p.default for p in params}
+
+
+def check_options(where: str, key: str, init: Callable, leading: int,
+                  options: dict[str, Any]) -> dict[str, Any]:
+    """Return `options` converted to the types of `init`'s hints; raise `ConfigError` (one
+    line) on an unknown option (listing the valid ones with defaults) or a value of the wrong
+    type. `key` is the config prefix the options come from (e.g. "model", "objectives.ba")."""
+    valid = _options(init, leading)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"model '{name}' has no option {', '.join(unknown)}; valid options: "
-                         + ", ".join(f"{k}={v}" for k, v in valid.items()))
-    return cls(spec, **options)
+        listed = ", ".join(f"{k}={v}" for k, v in valid.items()) or "(none)"
+        raise ConfigError(f"unknown config key {key}.{unknown[0]}: {where} has no option "
+                          f"{', '.join(unknown)}; valid options: {listed}")
+    hints = _hints(init)
+    checked = {}
+    for option, value in options.items():
+        try:
+            checked[option] = TypeAdapter(hints[option], config=_LAX).validate_python(value)
+        except ValidationError as err:
+            message = str(err.errors()[0]["msg"])
+            raise ConfigError(f"config value {key}.{option}={value!r} is not allowed: "
+                              f"{message[:1].lower() + message[1:]} ({where}, option "
+                              f"{option}: {_type_name(hints[option])} = "
+                              f"{valid[option]!r})") from None
+    return checked
 
 
-def _get(name: str) -> type[nn.Module]:
+_LAX = ConfigDict(arbitrary_types_allowed=True)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check_model_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Return the options of model `name` checked and converted (see `check_options`)."""
+    return check_options(f"model '{name}'", "model", _get(name).__init__, 2, options)
+
+
+def create_model(name: str, spec: InputSpec, **options) -> Model:
+    """Return a new model `name` for inputs `spec`; unknown names or options list valid ones.
+
+    Raises `ConfigError` for a bad option, `ContractError` when the model did not declare
+    `reps_dims` with a "fusion" entry."""
+    cls = _get(name)
+    model = cls(spec, **check_model_options(name, options))
+    dims = getattr(model, "reps_dims", None)
+    if not isinstance(dims, dict) or "fusion" not in dims:
+        raise ContractError(f"model '{name}' ({cls.__module__}.{cls.__qualname__}) must set "
+                            f"reps_dims (a dict with a 'fusion' entry) in __init__")
+    return model
+
+
+def _get(name: str) -> type[Model]:
     models = list_models()
     if name not in models:
-        raise KeyError(f"unknown model '{name}'; registered models: {', '.join(models)}")
+        raise ConfigError(f"unknown model '{name}'; registered models: {', '.join(models)}")
     return models[name]
 
 
 def require_modalities(name: str, spec: InputSpec, needed: str = "") -> None:
     """Raise a one-line error if `spec` lacks any modality in `needed`, or has none at all."""
     if not spec.modalities:
-        raise ValueError(f"model '{name}' got no modality; the dataset offers none selected")
+        raise ConfigError(f"model '{name}' got no modality; the dataset offers none selected")
     missing = [m for m in needed if m not in spec.modalities]
     if missing:
-        raise ValueError(f"model '{name}' needs modality {', '.join(missing)}; the data offers "
+        raise ConfigError(f"model '{name}' needs modality {', '.join(missing)}; the data offers "
                          f"'{spec.modalities}' (check data.modalities)")
 
 

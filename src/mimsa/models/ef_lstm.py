@@ -14,7 +14,13 @@ from torch import nn
 from mimsa.data.batch import Batch
 from mimsa.encoders.builder import PretrainedTextEncoder
 from mimsa.encoders.sequence import LSTMEncoder, lengths_to_mask, masked_mean
-from mimsa.models.base import InputSpec, ModelOutput, register_model, require_modalities
+from mimsa.models.base import (
+    InputSpec,
+    Model,
+    ModelOutput,
+    register_model,
+    require_modalities,
+)
 
 
 def align_to(x: torch.Tensor, lengths: torch.Tensor, ref_lengths: torch.Tensor,
@@ -27,7 +33,7 @@ def align_to(x: torch.Tensor, lengths: torch.Tensor, ref_lengths: torch.Tensor,
 
 
 @register_model("ef_lstm")
-class EarlyFusionLSTM(nn.Module):
+class EarlyFusionLSTM(Model):
     """Each modality's steps → Linear(D_m, step_dim); concat on the aligned axis → LSTM → MLP.
 
     reps: "t"/"a"/"v" = masked mean of that modality's projected steps; "fusion" = the LSTM

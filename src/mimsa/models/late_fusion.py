@@ -7,11 +7,17 @@ from torch import nn
 
 from mimsa.data.batch import Batch
 from mimsa.encoders.unimodal import UnimodalEncoders
-from mimsa.models.base import InputSpec, ModelOutput, register_model, require_modalities
+from mimsa.models.base import (
+    InputSpec,
+    Model,
+    ModelOutput,
+    register_model,
+    require_modalities,
+)
 
 
 @register_model("late_fusion")
-class LateFusion(nn.Module):
+class LateFusion(Model):
     """Text: the configured text encoder; audio/vision: LSTM (final state → Linear).
 
     reps: the unimodal vectors ("t", "a", "v" for those present), "fusion" = the MLP's hidden

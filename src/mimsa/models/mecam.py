@@ -34,6 +34,7 @@ from mimsa.encoders.attention import CrossModalAttention, TalkingHeadsAttention
 from mimsa.encoders.unimodal import UnimodalEncoders
 from mimsa.models.base import (
     InputSpec,
+    Model,
     ModelOutput,
     register_model,
     require_modalities,
@@ -43,7 +44,7 @@ from mimsa.models.mmim import fusion_network
 
 
 @register_model("mecam")
-class MECAM(nn.Module):
+class MECAM(Model):
     """MMIM's encoders and fusion + talking-heads cross-attention from a/v frames to text."""
 
     def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 16,

@@ -23,6 +23,7 @@ from mimsa.data.batch import Batch
 from mimsa.encoders.unimodal import UnimodalEncoders
 from mimsa.models.base import (
     InputSpec,
+    Model,
     ModelOutput,
     register_model,
     require_modalities,
@@ -38,7 +39,7 @@ def fusion_network(width: int, hidden: int, dropout: float) -> nn.Sequential:
 
 
 @register_model("mmim")
-class MMIM(nn.Module):
+class MMIM(Model):
     """MMIM's encoders and fusion network; the MI objectives live in `mimsa.objectives`."""
 
     def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 16,

@@ -6,12 +6,20 @@ from torch import nn
 
 from mimsa.data.batch import Batch
 from mimsa.encoders.builder import build_text_encoder
-from mimsa.models.base import InputSpec, ModelOutput, register_model, require_modalities
+from mimsa.models.base import (
+    InputSpec,
+    Model,
+    ModelOutput,
+    register_model,
+    require_modalities,
+)
 
 
 @register_model("text_only")
-class TextOnly(nn.Module):
+class TextOnly(Model):
     """reps: "t" = the text vector, "fusion" = the MLP's hidden layer."""
+
+    requires = "t"
 
     def __init__(self, spec: InputSpec, text_dim: int = 64, hidden: int = 64,
                  dropout: float = 0.1) -> None:

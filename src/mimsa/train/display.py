@@ -1,7 +1,10 @@
 """Progress display: a rich live bar (epoch, stage, batch, loss, best validation, ETA) or
-nothing at all in quiet mode."""
+no progress at all in quiet mode. Notes (e.g. settings a resumed run applied) are printed to
+stderr in both."""
 
 from __future__ import annotations
+
+import sys
 
 from rich.console import Console
 from rich.progress import (
@@ -15,13 +18,17 @@ from rich.progress import (
 
 
 class QuietDisplay:
-    """Shows nothing (for CI and scripted runs)."""
+    """Shows no progress (for CI and scripted runs); notes go to stderr."""
 
     def start(self, title: str, total_epochs: int) -> None: ...
     def stage(self, epoch: int, stage: str, total_batches: int) -> None: ...
     def batch(self, loss: float) -> None: ...
     def epoch(self, line: str) -> None: ...
     def stop(self) -> None: ...
+
+    def note(self, line: str) -> None:
+        """Print one line the user must see (not progress) to stderr."""
+        print(line, file=sys.stderr)
 
 
 class RichDisplay(QuietDisplay):
@@ -57,6 +64,9 @@ class RichDisplay(QuietDisplay):
 
     def epoch(self, line: str) -> None:
         self.console.print(line)
+
+    def note(self, line: str) -> None:
+        self.console.print(line, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         if self.progress is not None:

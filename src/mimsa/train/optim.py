@@ -28,7 +28,7 @@ def build_optimizers(model: nn.Module, objectives: nn.ModuleDict, train_cfg: dic
     extra: dict[str, list[nn.Parameter]] = {}
     for objective in objectives.values():
         params = [p for p in objective.parameters() if p.requires_grad]
-        target = getattr(objective, "optimizer", "main")
+        target = objective.optimizer
         if target == "main":
             rest.extend(params)
         elif params:

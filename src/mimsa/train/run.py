@@ -8,24 +8,29 @@ one such directory per seed (seed-1111, ...) plus summary.csv and summary.md.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from mimsa import config as config_mod
-from mimsa.atomic import atomic_write_text
+from mimsa.atomic import atomic_write_text, remove_stale_temporaries
 from mimsa.data.corruptions import Augmentation
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.data.registry import load_dataset
-from mimsa.encoders.builder import TextSpec, prepare_text
-from mimsa.eval.aggregate import write_summary
-from mimsa.models.base import InputSpec, create_model
-from mimsa.objectives.base import create_objective
+from mimsa.encoders.builder import TextSpec, prepare_text, text_words
+from mimsa.encoders.cache import EncoderCache
+from mimsa.encoders.text import share_cache
+from mimsa.errors import RunError
+from mimsa.models.base import InputSpec, check_model_options, create_model
+from mimsa.objectives.base import check_objective_options, create_objective
 from mimsa.objectives.penalty_config import apply_penalty
 from mimsa.train.checkpoint import (
     RESUME,
@@ -36,20 +41,23 @@ from mimsa.train.checkpoint import (
     load_resume_state,
 )
 from mimsa.train.display import QuietDisplay
+from mimsa.train.inputs import (
+    check_data_fingerprint,
+    check_inputs,
+    data_fingerprint,
+    saved_input_spec,
+)
+from mimsa.train.lock import run_lock
 from mimsa.train.seeding import seed_everything
-from mimsa.train.trainer import FitResult, Trainer
+from mimsa.train.trainer import FitResult, Stage, Trainer, apply_term_weights
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 
 
-class RunError(RuntimeError):
-    """A run directory is in a state that forbids the request (e.g. would overwrite results)."""
-
-
-def prepare_data(cfg: dict, saved_text: TextSpec | None = None
-                 ) -> tuple[MultimodalDataset, InputSpec]:
+def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
+                 cache: EncoderCache | None = None) -> tuple[MultimodalDataset, InputSpec]:
     """Return the dataset (with text ids attached if needed) and the model's `InputSpec`."""
     data = cfg["data"]
     dataset = load_dataset(data["name"], data["root"], nan_policy=data["nan_policy"],
@@ -64,7 +72,7 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None
                          f"(use a subset of t, a, v)")
     modalities = "".join(m for m in "tav" if m in wanted)
     if "t" in modalities:
-        text = prepare_text(dataset, cfg["encoder"], saved_text)
+        text = prepare_text(dataset, cfg["encoder"], saved_text, cache)
     else:
         text = TextSpec()
     dims = dataset.feature_dims()
@@ -81,7 +89,7 @@ def build_model(cfg: dict, spec: InputSpec) -> tuple[nn.Module, nn.ModuleDict]:
     model = create_model(cfg["model"]["name"], spec, **options)
     objectives = nn.ModuleDict()
     if cfg.get("objectives"):
-        reps_dims = reps_sizes(model, spec)
+        reps_dims = dict(model.reps_dims)  # declared by the Model contract
         for name, options in cfg["objectives"].items():
             if options is None or options.get("enabled", True):
                 opts = {k: v for k, v in (options or {}).items() if k != "enabled"}
@@ -89,55 +97,142 @@ def build_model(cfg: dict, spec: InputSpec) -> tuple[nn.Module, nn.ModuleDict]:
     return model, objectives
 
 
-def reps_sizes(model: nn.Module, spec: InputSpec) -> dict[str, int]:
-    """Return the width of each entry of the model's reps (read from its declared dims)."""
-    sizes = getattr(model, "reps_dims", None)
-    if sizes is None:
-        raise ValueError(f"model '{model.model_name}' does not declare reps_dims; objectives "
-                         f"need the sizes of its representations")
-    return dict(sizes)
+def check_run_config(cfg: dict) -> None:
+    """Check what the schema cannot: the model's and objectives' options against their
+    constructors (names and types), the penalty section, the stages and term weights. Raises
+    `ConfigError` (one line) before anything is loaded or written."""
+    options = {k: v for k, v in cfg["model"].items() if k != "name"}
+    check_model_options(cfg["model"]["name"], options)
+    run_cfg = apply_penalty(cfg)
+    for name, opts in (run_cfg.get("objectives") or {}).items():
+        check_objective_options(name, {k: v for k, v in (opts or {}).items() if k != "enabled"})
+    train = run_cfg["train"]
+    apply_term_weights([Stage.from_config(s) for s in train["stages"]], train["term_weights"])
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> dict | None:
-    """Return the resume state to continue from (or None); refuse to overwrite results."""
-    finished = (run_dir / METRICS).is_file()
-    interrupted = (run_dir / RESUME).is_file()
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse (one-line `RunError`) a run directory that cannot take this start: a path that
+    is a file, a run with results (without `resume`), nothing to resume (with it)."""
+    for parent in (run_dir, *run_dir.parents):
+        if parent.exists() and not parent.is_dir():
+            raise RunError(f"--out {run_dir}: {parent} is a file, not a folder; choose another "
+                           f"--out")
     if resume:
         if not (run_dir / CONFIG).is_file():
             raise RunError(f"{run_dir}: nothing to resume (no {CONFIG}); start it without "
                            f"--resume")
-        return load_resume_state(run_dir)
+        return
+    finished, interrupted = (run_dir / METRICS).is_file(), (run_dir / RESUME).is_file()
     if finished or interrupted:
         what = "a finished run" if finished else "an interrupted run (use --resume)"
         raise RunError(f"{run_dir} already holds {what}; choose another --out")
-    return None
+
+
+# Settings that may change when a run resumes: they do not change what the finished epochs
+# computed. Any other difference between the given and the saved settings is refused.
+RESUME_MAY_CHANGE = {
+    "train.epochs": "a larger budget continues training (a smaller one than the epochs "
+                    "already run is refused)",
+    "train.patience": "early stopping from the next epoch on",
+    "train.threads": "CPU threads",
+    "data.root": "where the data live (the data must be the same; see the data fingerprint)",
+}
+
+
+def reconcile_resume(saved: dict, given: dict[str, Any], run_dir: Path
+                     ) -> tuple[dict, list[str]]:
+    """Return (config to resume with, notes on applied changes) from the run's saved config
+    and the settings the user gave explicitly now ({dotted key: value}).
+
+    Raises `RunError` listing every given setting that differs from the saved one, except the
+    documented few in `RESUME_MAY_CHANGE`, which are applied and reported."""
+    cfg = copy.deepcopy(saved)
+    refused, notes = [], []
+    for key, value in given.items():
+        old = _get_path(saved, key)
+        if old == value:
+            continue
+        if key in RESUME_MAY_CHANGE:
+            if key == "train.epochs" and int(value) < int(old):
+                refused.append(f"{key}: saved {old}, given {value} (may only grow)")
+                continue
+            _set_path(cfg, key, value)
+            notes.append(f"{key}: {old} -> {value} ({RESUME_MAY_CHANGE[key]})")
+        else:
+            refused.append(f"{key}: saved {_short(old)}, given {_short(value)}")
+    if refused:
+        raise RunError(f"{run_dir}: --resume continues the saved run with its saved settings; "
+                       f"these differ: {'; '.join(refused)} (drop them, or start a new run "
+                       f"with another --out; may change: {', '.join(RESUME_MAY_CHANGE)})")
+    return cfg, notes
+
+
+def _get_path(cfg: dict, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set_path(cfg: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
               display: QuietDisplay | None = None,
-              on_epoch_end: Callable[[int], None] | None = None) -> dict:
+              on_epoch_end: Callable[[int], None] | None = None,
+              cache: EncoderCache | None = None,
+              given: dict[str, Any] | None = None) -> dict:
     """Train one seed into `run_dir`; return its metrics.json content.
 
+    `cache` keeps tokenizers, token ids and a frozen text encoder's states; a fresh one is made
+    when none is given (`train_seeds` passes one to all its seeds).
+
     With `resume`, the run continues from its last finished epoch using the config saved in
-    `run_dir`; a finished run is returned as it is.
+    `run_dir`; `given` ({dotted key: value}, the settings the user gave explicitly) is compared
+    with it first (`reconcile_resume`). A finished run is returned as it is.
+
+    Everything is checked (config, data, model, objectives, stages) before the run directory
+    is created; a start that fails before its first epoch is saved removes what it created.
+    One process writes a run directory at a time (`mimsa.train.lock.run_lock`).
+    Raises `ConfigError`, `DataError`, `RunError`, `TrainingError` (all `MimsaError`).
     """
     run_dir = Path(run_dir)
-    if resume and (run_dir / METRICS).is_file() and not (run_dir / RESUME).is_file():
-        return json.loads((run_dir / METRICS).read_text())
-    saved = check_run_dir(run_dir, resume)
+    check_run_dir(run_dir, resume)
+    if not resume:
+        check_run_config(cfg)
+    notes: list[str] = []
     if resume:
-        cfg = config_mod.load_yaml(run_dir / CONFIG)
+        saved_cfg = config_mod.load_yaml(run_dir / CONFIG)
+        if (run_dir / METRICS).is_file() and not (run_dir / RESUME).is_file():
+            reconcile_resume(saved_cfg, {k: v for k, v in (given or {}).items()
+                                         if k not in RESUME_MAY_CHANGE}, run_dir)
+            return json.loads((run_dir / METRICS).read_text())
+        cfg, notes = reconcile_resume(saved_cfg, given or {}, run_dir)
+        cfg = config_mod.check_values(cfg)
+        check_run_config(cfg)
     if cfg["train"].get("threads"):
         torch.set_num_threads(int(cfg["train"]["threads"]))
     seed_everything(int(cfg["seed"]))
-    dataset, spec = prepare_data(cfg)
+    cache = cache if cache is not None else EncoderCache()
+    dataset, spec = prepare_data(cfg, cache=cache)
     run_cfg = apply_penalty(cfg)  # config.yaml keeps the compact `penalty` section
     model, objectives = build_model(run_cfg, spec)
+    share_cache(model, cache)
     augment = Augmentation.from_config(cfg["data"].get("augment"), int(cfg["seed"]))
     if augment is not None:
-        augment = augment.bind(dataset, spec)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG, config_mod.dump(cfg))
+        augment = augment.bind(dataset, spec, text_words(spec.text, cache))
     checkpoint_spec = {"model": cfg["model"]["name"], "model_config": cfg["model"],
                        "inputs": spec.to_dict(), "dataset": dataset.name,
                        "objectives": list(objectives), "seed": cfg["seed"],
@@ -145,10 +240,52 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     trainer = Trainer(model, objectives, dataset, run_cfg, checkpoint_spec, run_dir,
                       modalities=spec.modalities, pad_id=spec.text.pad_id, display=display,
                       on_epoch_end=on_epoch_end, augment=augment)
-    result = trainer.fit(resume=saved)
-    metrics = write_outputs(run_dir, cfg, dataset, result)
-    (run_dir / RESUME).unlink(missing_ok=True)
+    created = _first_missing(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        try:
+            remove_stale_temporaries(run_dir)
+            check_run_dir(run_dir, resume)  # again: another writer may have finished it
+            saved = load_resume_state(run_dir) if resume else None
+            atomic_write_text(run_dir / CONFIG, config_mod.dump(cfg))
+            for note in notes:
+                (display or QuietDisplay()).note(f"{run_dir}: resumed with {note}")
+            result = trainer.fit(resume=saved)
+        except BaseException:
+            if created is not None and not resume and not _has_progress(run_dir):
+                _remove_created(run_dir, created)
+            raise
+        metrics = write_outputs(run_dir, cfg, dataset, result)
+        (run_dir / RESUME).unlink(missing_ok=True)
     return metrics
+
+
+def _first_missing(path: Path) -> Path | None:
+    """Return the topmost ancestor of `path` (or `path`) that does not exist yet, else None."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _has_progress(run_dir: Path) -> bool:
+    """Return True when the run directory holds a finished epoch or results worth keeping."""
+    return (run_dir / RESUME).is_file() or (run_dir / METRICS).is_file()
+
+
+def _remove_created(run_dir: Path, created: Path) -> None:
+    """Remove the run directory this failed start created, then its parents up to `created`
+    while they are empty (the lock file goes with the directory)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.parents:
+        if parent == created.parent or not parent.is_relative_to(created):
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 def write_outputs(run_dir: Path, cfg: dict, dataset: MultimodalDataset,
@@ -169,20 +306,26 @@ def write_outputs(run_dir: Path, cfg: dict, dataset: MultimodalDataset,
 
 
 def train_seeds(cfg: dict, seeds: list[int], out_dir: Path, *, resume: bool = False,
-                display: QuietDisplay | None = None) -> dict[int, dict]:
-    """Train one run per seed under out_dir/seed-<s>; write summary.csv/.md; return metrics.
+                display: QuietDisplay | None = None,
+                cache: EncoderCache | None = None,
+                given: dict[str, Any] | None = None) -> dict[int, dict]:
+    """Train one run per seed under out_dir/seed-<s>; return {seed: metrics}.
 
-    With `resume`, finished seeds are kept and an interrupted one continues.
+    With `resume`, finished seeds are kept and an interrupted one continues (`given`: see
+    `train_run`); seeds without a run directory yet start. The seeds share
+    one `EncoderCache` (`cache`, else a fresh one), so a frozen text encoder encodes each
+    transcript once for all of them. The summary (summary.csv/.md) is written by the caller:
+    `mimsa.eval.aggregate.write_seed_summary`.
     """
     out_dir = Path(out_dir)
+    cache = cache if cache is not None else EncoderCache()
     results: dict[int, dict] = {}
     for seed in seeds:
         run_dir = out_dir / f"seed-{seed}"
         seed_cfg = {**cfg, "seed": int(seed)}
         seed_resume = resume and (run_dir / CONFIG).is_file()
-        results[seed] = train_run(seed_cfg, run_dir, resume=seed_resume, display=display)
-    write_summary(out_dir, results, title=f"{cfg['model']['name']} on {cfg['data']['name']}",
-                  protocol=cfg.get("protocol", "clean"))
+        results[seed] = train_run(seed_cfg, run_dir, resume=seed_resume, display=display,
+                                  cache=cache, given=given)
     return results
 
 
@@ -190,41 +333,29 @@ def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSp
     """Return (config, trained model in eval mode, dataset, input spec) of a finished run.
 
     The trained objectives (e.g. a dependency critic) are attached as `model.objectives`.
+    Before the model is built, the data are compared with those the run was trained on
+    (`mimsa.train.inputs`): a difference in modalities, dims or text encoder is refused, other
+    data (fingerprint, provenance) are a one-line warning. Raises `RunError` (one line) for
+    that and for a missing, damaged or edited checkpoint file.
     """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise RunError(f"{run_dir} is not a mimsa run directory (no {CONFIG})")
     cfg = config_mod.load_yaml(run_dir / CONFIG)
-    state, spec_json = load_checkpoint(run_dir)
-    saved = InputSpec.from_dict(spec_json["inputs"])
+    state, spec_json = load_checkpoint(run_dir)  # checks model.json and the weights' sha256
+    where = str(run_dir)
+    saved = saved_input_spec(spec_json, where)
     cfg["data"]["modalities"] = saved.modalities
     dataset, spec = prepare_data(cfg, saved_text=saved.text)
+    check_inputs(spec_json["inputs"], spec, where, dataset)  # before the model is built
+    if spec_json.get("data_fingerprint"):
+        check_data_fingerprint(spec_json["data_fingerprint"],
+                               data_fingerprint(dataset, spec.modalities), where)
     model, objectives = build_model(cfg, spec)
-    load_model_state(model, state, spec_json.get("frozen_encoders") or {}, str(run_dir))
-    objective_state = load_objective_state(run_dir)
+    load_model_state(model, state, spec_json.get("frozen_encoders") or {}, where)
+    objective_state = load_objective_state(run_dir, spec_json)
     if objective_state:
-        objectives.load_state_dict(objective_state)
+        load_model_state(objectives, objective_state, {}, where)
     model.objectives = objectives
     model.eval()
     return cfg, model, dataset, spec
-
-
-def evaluate_run(run_dir: Path, transform=None) -> dict[str, dict[str, float]]:
-    """Return valid and test metrics of a finished run's selected checkpoint.
-
-    `transform(batch) -> batch` is applied before the model; one with a `bind(dataset, spec)`
-    method (e.g. `mimsa.eval.drop.ModalityDrop`) is first bound to the run's data.
-    """
-    from mimsa.eval.evaluate import predict, score
-
-    cfg, model, dataset, spec = load_run(run_dir)
-    if callable(getattr(transform, "bind", None)):
-        transform = transform.bind(dataset, spec)
-    out = {}
-    for split in ("valid", "test"):
-        index = dataset.indices(split)
-        preds = predict(model, dataset, index, modalities=spec.modalities,
-                        batch_size=int(cfg["data"]["eval_batch_size"]),
-                        pad_id=spec.text.pad_id, transform=transform)
-        out[split] = score(dataset.labels[index], preds)
-    return out

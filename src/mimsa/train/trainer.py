@@ -53,8 +53,8 @@ from torch import nn
 from mimsa.atomic import atomic_write_text
 from mimsa.data.batch import Batch, iterate_batches
 from mimsa.data.dataset import MultimodalDataset
-from mimsa.eval.evaluate import predict, score
-from mimsa.eval.metrics import LOWER_IS_BETTER
+from mimsa.errors import ConfigError, TrainingError
+from mimsa.metrics import LOWER_IS_BETTER, score
 from mimsa.models.base import ModelOutput
 from mimsa.train.checkpoint import (
     load_model_state,
@@ -63,16 +63,13 @@ from mimsa.train.checkpoint import (
     to_cpu_state,
 )
 from mimsa.train.display import QuietDisplay
+from mimsa.train.inference import predict
 from mimsa.train.optim import build_optimizers
 from mimsa.train.seeding import epoch_rng
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
 PROTOCOLS = ("clean", "legacy")
 HISTORY = "history.jsonl"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot continue (e.g. a NaN loss); the message names epoch, stage and batch."""
 
 
 @dataclass
@@ -111,7 +108,7 @@ class Stage:
     def from_config(cls, cfg: dict) -> Stage:
         fraction = float(cfg.get("fraction", 1.0))
         if not 0 < fraction <= 1:
-            raise ValueError(f"stage '{cfg.get('name')}': fraction must be in (0, 1]")
+            raise ConfigError(f"stage '{cfg.get('name')}': fraction must be in (0, 1]")
         steps = [Step.from_config(s) for s in cfg.get("steps") or [cfg]]
         return cls(str(cfg.get("name", "main")), steps, fraction)
 
@@ -152,7 +149,7 @@ def apply_term_weights(stages: list[Stage], overrides: dict) -> list[Stage]:
     valid = sorted(used | {key.split("/", 1)[1] for key in used})
     unknown = [key for key in overrides if key not in valid]
     if unknown:
-        raise ValueError(f"train.term_weights: {', '.join(unknown)} is not a term of any stage; "
+        raise ConfigError(f"train.term_weights: {', '.join(unknown)} is not a term of any stage; "
                          f"valid: {', '.join(valid)}")
     kept = []
     for stage in stages:
@@ -166,7 +163,7 @@ def apply_term_weights(stages: list[Stage], overrides: dict) -> list[Stage]:
         if steps:
             kept.append(replace(stage, steps=steps))
     if not kept:
-        raise ValueError("every stage has only zero-weight terms; nothing to train")
+        raise ConfigError("every stage has only zero-weight terms; nothing to train")
     return kept
 
 
@@ -198,30 +195,44 @@ class Trainer:
                                          self.train_cfg.get("term_weights"))
         self.protocol = str(cfg.get("protocol", "clean"))
         if self.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol '{self.protocol}'; valid: {', '.join(PROTOCOLS)}")
+            raise ConfigError(f"unknown protocol '{self.protocol}'; valid: {', '.join(PROTOCOLS)}")
         self.optimizers = build_optimizers(model, objectives, self.train_cfg, cfg["encoder"])
         for stage in self.stages:
             for name in stage.optimizers:
                 if name not in self.optimizers:
-                    raise ValueError(f"stage '{stage.name}' steps optimizer '{name}', which has "
+                    raise ConfigError(f"stage '{stage.name}' steps optimizer '{name}', which has "
                                      f"no parameters; optimizers: {', '.join(self.optimizers)} "
                                      f"(a stage whose terms all weigh 0 in train.term_weights "
                                      f"is skipped)")
+        self._check_terms()
         loss_name = self.train_cfg["loss"]
         if loss_name not in LOSSES:
-            raise ValueError(f"unknown train.loss '{loss_name}'; valid: {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown train.loss '{loss_name}'; valid: {', '.join(LOSSES)}")
         self.loss_fn = LOSSES[loss_name]
         self.select_metric = str(self.train_cfg["select_metric"])
         self.seed = int(cfg["seed"])
         self.frozen = dict(spec.get("frozen_encoders") or {})  # weights left out of checkpoints
         self.split_index = {s: dataset.indices(s) for s in ("train", "valid", "test")}
 
+    def _check_terms(self) -> None:
+        """Raise `ConfigError` before training when a stage uses a term that neither the task
+        loss nor any objective's declared `terms` provides."""
+        declared = ["task", *(t for o in self.objectives.values() for t in o.terms)]
+        for stage in self.stages:
+            for step in stage.steps:
+                missing = [t for t in step.terms if t not in declared]
+                if missing:
+                    raise ConfigError(f"train.stages: stage '{stage.name}' uses term(s) "
+                                      f"{', '.join(missing)} that no objective provides; "
+                                      f"available: {', '.join(dict.fromkeys(declared))} (add "
+                                      f"the objective under objectives:, or set the term's "
+                                      f"weight to 0 in train.term_weights)")
+
     # -- one stage ---------------------------------------------------------------------------
     def _terms(self, batch: Batch, output, needed: dict[str, float]) -> dict[str, torch.Tensor]:
         terms = {"task": self.loss_fn(output.prediction, batch.labels)}
         for objective in self.objectives.values():
-            declared = getattr(objective, "terms", None)
-            if declared is None or any(t in needed for t in declared):
+            if any(t in needed for t in objective.terms):
                 terms.update(objective(output, batch))
         return terms
 
@@ -235,9 +246,9 @@ class Trainer:
         terms = self._terms(batch, output, step.terms)
         missing = [t for t in step.terms if t not in terms]
         if missing:
-            declared = [t for o in self.objectives.values() for t in getattr(o, "terms", ())]
+            declared = [t for o in self.objectives.values() for t in o.terms]
             available = ", ".join(dict.fromkeys([*terms, *declared]))
-            raise ValueError(f"stage '{stage.name}' uses term(s) {', '.join(missing)} that "
+            raise ConfigError(f"stage '{stage.name}' uses term(s) {', '.join(missing)} that "
                              f"no objective provides; available: {available}")
         loss = sum(w * terms[t] for t, w in step.terms.items())
         if not torch.isfinite(loss):
@@ -247,7 +258,7 @@ class Trainer:
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         if not loss.requires_grad:
-            raise ValueError(f"stage '{stage.name}': its loss does not depend on any "
+            raise ConfigError(f"stage '{stage.name}': its loss does not depend on any "
                              f"parameter of optimizer(s) {', '.join(step.optimizers)}")
         loss.backward()
         optimizers = [self.optimizers[name] for name in step.optimizers]
@@ -308,7 +319,7 @@ class Trainer:
         metrics["loss"] = float(self.loss_fn(torch.from_numpy(predictions).float(),
                                              torch.from_numpy(labels)).item())
         if self.select_metric not in metrics:
-            raise ValueError(f"train.select_metric '{self.select_metric}' is not a metric; "
+            raise ConfigError(f"train.select_metric '{self.select_metric}' is not a metric; "
                              f"valid: {', '.join(metrics)}")
         return metrics
 
@@ -327,8 +338,7 @@ class Trainer:
                 if state["bad_epochs"] >= patience:
                     break
                 for objective in self.objectives.values():
-                    if callable(getattr(objective, "reset", None)):
-                        objective.reset()
+                    objective.reset()
                 started = time.perf_counter()
                 row: dict = {"epoch": epoch}
                 for stage in self.stages:

@@ -7,13 +7,24 @@ is one, the sample; numpy/h5py exceptions never escape raw.
 from __future__ import annotations
 
 import csv
+import io
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mimsa.data.dataset import SPLITS, DataError, DatasetCard, MultimodalDataset, NanPolicy
+from mimsa.data.dataset import (
+    SPLITS,
+    CrossSplitPolicy,
+    DataError,
+    DatasetCard,
+    MultimodalDataset,
+    NanPolicy,
+    cross_split_message,
+)
+from mimsa.data.safe_pickle import Py2Text
 
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "dev": "valid", "val": "valid",
                  "validation": "valid", "test": "test"}
@@ -68,31 +79,91 @@ def normalise_split(value: Any, path: Path | str, sample: str) -> str:
     return SPLIT_ALIASES[name]
 
 
-def decode(value: Any) -> str:
-    """Return `value` as text: bytes are decoded as UTF-8 (latin1 as a fallback)."""
+def text_value(value: Any) -> tuple[str, bool]:
+    """Return (text, True when it decoded only as latin-1).
+
+    Bytes are decoded as UTF-8; bytes that are not UTF-8 are decoded as latin-1 (every byte
+    sequence is valid latin-1, so nothing is lost, but the text may be wrong). A `Py2Text`
+    left by `load_pickle` is a Python 2 byte string that was not UTF-8: latin-1 too.
+    """
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
+    if isinstance(value, Py2Text):
+        return str.__str__(value), True
     if isinstance(value, bytes | bytearray):
         try:
-            return bytes(value).decode("utf-8")
+            return bytes(value).decode("utf-8"), False
         except UnicodeDecodeError:
-            return bytes(value).decode("latin1")
-    return str(value)
+            return bytes(value).decode("latin1"), True
+    return str(value), False
 
 
-def mmsa_id(value: Any) -> str:
-    """Return a segment id in mimsa's `<video>_<clip>` form (MMSA writes `<video>$_$<clip>`)."""
-    return decode(value).strip().replace("$_$", "_")
+def decode(value: Any) -> str:
+    """Return `value` as text (see `text_value`); use `decode_text` where a sample is known."""
+    return text_value(value)[0]
 
 
-def unique_ids(ids: Sequence[str]) -> tuple[list[str], int]:
-    """Return (ids with repeats suffixed '#2', '#3', ..., number of ids renamed)."""
-    seen: dict[str, int] = {}
+def decode_text(value: Any, path: Path | str, key: str, sample: str,
+                latin1: list[str] | None = None) -> str:
+    """Return `value` as text; text that decodes only as latin-1 is reported.
+
+    With a list `latin1`, "key of sample 'x'" is appended to it (report them all at once with
+    `warn_latin1`); without one, a warning naming the file, key and sample is issued now.
+    """
+    text, fallback = text_value(value)
+    if fallback:
+        place = f"'{key}' of sample '{sample}'"
+        if latin1 is None:
+            warn_latin1(path, [place])
+        else:
+            latin1.append(place)
+    return text
+
+
+def warn_latin1(path: Path | str, places: Sequence[str], notes: list[str] | None = None
+                ) -> None:
+    """Warn once (and add a card note) naming the text values decoded as latin-1, if any."""
+    if not places:
+        return
+    shown = ", ".join(places[:3]) + (", ..." if len(places) > 3 else "")
+    message = (f"{path}: {len(places)} text values are not valid UTF-8 and were decoded as "
+               f"latin-1 ({shown}); check them, or re-save the file with UTF-8 text")
+    warnings.warn(message, UserWarning, stacklevel=3)
+    if notes is not None:
+        notes.append(f"{len(places)} text values decoded as latin-1 (not valid UTF-8): {shown}")
+
+
+def decode_column(values: Iterable[Any], path: Path | str, key: str,
+                  samples: Sequence[str] | None, latin1: list[str]) -> list[str]:
+    """Return a column of text values; `samples` names each row (None: 'row k' is used)."""
+    out = []
+    for k, value in enumerate(values):
+        sample = samples[k] if samples is not None else f"row {k}"
+        out.append(decode_text(value, path, key, sample, latin1))
+    return out
+
+
+def text_array(value: Any, path: Path | str, key: str, ndim: int | Sequence[int]
+               ) -> np.ndarray:
+    """Return a column of strings as an object array, keeping each value's type (bytes, str)."""
+    if isinstance(value, np.ndarray):
+        return as_array(value, path, key, ndim=ndim)
+    return as_array(value, path, key, ndim=ndim, dtype=object)
+
+
+def unique_ids(ids: Sequence[str], splits: Sequence[str] | None = None) -> tuple[list[str], int]:
+    """Return (ids with repeats suffixed '#2', '#3', ..., number of ids renamed).
+
+    With `splits`, only repeats within one split are renamed: an id repeated in another split
+    is left as it is, so that `MultimodalDataset` refuses it (or drops it) as leakage.
+    """
+    splits = splits if splits is not None else [""] * len(ids)
+    seen: dict[tuple[str, str], int] = {}
     out, renamed = [], 0
     taken = set(ids)
-    for sid in ids:
-        count = seen.get(sid, 0) + 1
-        seen[sid] = count
+    for sid, split in zip(ids, splits, strict=True):
+        count = seen.get((sid, split), 0) + 1
+        seen[(sid, split)] = count
         if count == 1:
             out.append(sid)
             continue
@@ -106,25 +177,92 @@ def unique_ids(ids: Sequence[str]) -> tuple[list[str], int]:
     return out, renamed
 
 
-def cut(seq: np.ndarray, length: Any, path: Path | str, key: str, sample: str) -> np.ndarray:
-    """Return the first `length` rows of `seq` (at least one row, at most all of them)."""
+def split_map(pairs: Iterable[tuple[str, str]], path: Path | str,
+              cross_split_duplicates: CrossSplitPolicy = "error") -> dict[str, str]:
+    """Return {id: split} of (id, split) pairs; an id listed in two splits is leakage.
+
+    With "error" it raises the one-line cross-split DataError; with "drop" the id keeps its
+    earliest split (train < valid < test). Repeating an id with the same split is harmless.
+    """
+    rank = {s: k for k, s in enumerate(SPLITS)}
+    out: dict[str, str] = {}
+    conflicts: list[tuple[str, str, str]] = []
+    for sid, split in pairs:
+        if sid not in out:
+            out[sid] = split
+        elif out[sid] != split:
+            first, later = sorted((out[sid], split), key=rank.__getitem__)
+            conflicts.append((sid, first, later))
+            out[sid] = first
+    if conflicts and cross_split_duplicates == "error":
+        sid, first, later = conflicts[0]
+        count = len({c[0] for c in conflicts})
+        raise DataError(cross_split_message(str(path), sid, first, later, count))
+    return out
+
+
+def length_value(value: Any, path: Path | str, key: str, sample: str) -> int:
+    """Return one sample's length as an int; a non-integer or negative value raises DataError."""
     try:
-        n = int(np.asarray(length).reshape(-1)[0])
-    except (ValueError, TypeError, IndexError) as exc:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError) as exc:
         raise DataError(f"{path}: '{key}' of sample '{sample}' is not a length "
                         f"({_one_line(exc)})") from exc
+    if arr.size != 1:
+        raise DataError(f"{path}: '{key}' of sample '{sample}' holds {arr.size} values; "
+                        f"expected one length")
+    n = float(arr[0])
+    if not np.isfinite(n) or n != round(n):
+        raise DataError(f"{path}: '{key}' of sample '{sample}' is {n:g}, not a whole number "
+                        f"of steps")
     if n < 0:
-        raise DataError(f"{path}: '{key}' of sample '{sample}' is negative ({n})")
-    return seq[: max(1, min(n, seq.shape[0]))]
+        raise DataError(f"{path}: '{key}' of sample '{sample}' is negative ({n:g})")
+    return int(n)
+
+
+def cut(seq: np.ndarray, length: Any, path: Path | str, key: str, sample: str,
+        data_key: str = "") -> np.ndarray:
+    """Return the first `length` rows of `seq` (at least one row).
+
+    A length larger than the sequence (T rows) raises DataError: the file promises frames it
+    does not hold, so its lengths (or its arrays) are wrong.
+    """
+    n = length_value(length, path, key, sample)
+    if n > seq.shape[0]:
+        what = f"'{data_key}'" if data_key else "the sequence"
+        raise DataError(f"{path}: '{key}' of sample '{sample}' is {n} but {what} has only "
+                        f"{seq.shape[0]} steps; fix the length or re-export the features")
+    return seq[: max(1, n)]
+
+
+def float32_array(value: np.ndarray, path: Path | str, key: str,
+                  samples: Sequence[str] | None = None) -> np.ndarray:
+    """Return numeric `value` as float32; a finite value too large for float32 raises DataError.
+
+    NaN/inf already in the data pass through (the dataset's `nan_policy` handles them). The
+    first axis indexes samples when `samples` names them.
+    """
+    src = np.asarray(value)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = src.astype(np.float32)
+    if src.dtype != np.float32 and np.issubdtype(src.dtype, np.number):
+        lost = ~np.isfinite(out) & np.isfinite(src)
+        if lost.any():
+            index = np.unravel_index(int(np.argmax(lost)), lost.shape)
+            where = f" of sample '{samples[index[0]]}'" if samples is not None else ""
+            raise DataError(f"{path}: '{key}'{where} holds {src[index]!r}, beyond the float32 "
+                            f"range (±3.4e38); rescale the features")
+    return out
 
 
 def float_sequence(value: Any, path: Path | str, key: str, sample: str) -> np.ndarray:
     """Return one sample's features as float32 [T, D] (a 1-D vector becomes [1, D])."""
     try:
-        arr = np.asarray(value, dtype=np.float32)
+        arr = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError) as exc:
         raise DataError(f"{path}: '{key}' of sample '{sample}' is not numeric "
                         f"({_one_line(exc)})") from exc
+    arr = float32_array(arr, path, key).reshape(arr.shape)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -143,6 +281,12 @@ def token_ids(value: Any, path: Path | str, key: str, sample: str) -> np.ndarray
     if arr.size and (not np.isfinite(arr).all() or (arr != np.round(arr)).any()):
         raise DataError(f"{path}: '{key}' of sample '{sample}' holds non-integer token ids")
     return arr.astype(np.int64)
+
+
+def label_column(values: Iterable[Any], path: Path | str, key: str, samples: Sequence[str]
+                 ) -> list[float]:
+    """Return one float label per sample; a value that is not a number names its sample."""
+    return [label_value(v, path, key, sid) for v, sid in zip(values, samples, strict=True)]
 
 
 def label_value(value: Any, path: Path | str, key: str, sample: str) -> float:
@@ -187,11 +331,13 @@ class Columns:
 
     def dataset(self, card: DatasetCard, nan_policy: NanPolicy = "error",
                 vocab_size: int | None = None,
-                require_splits: Iterable[str] = SPLITS) -> MultimodalDataset:
+                require_splits: Iterable[str] = SPLITS,
+                cross_split_duplicates: CrossSplitPolicy = "error") -> MultimodalDataset:
         """Return the validated `MultimodalDataset` of the collected columns."""
         return build_dataset(card, ids=self.ids, splits=self.splits, labels=self.labels,
                              nan_policy=nan_policy, vocab_size=vocab_size,
-                             require_splits=tuple(require_splits), **self.fields)
+                             require_splits=tuple(require_splits),
+                             cross_split_duplicates=cross_split_duplicates, **self.fields)
 
 
 def build_dataset(card: DatasetCard, *, nan_policy: NanPolicy = "error", **kwargs: Any
@@ -202,29 +348,76 @@ def build_dataset(card: DatasetCard, *, nan_policy: NanPolicy = "error", **kwarg
     except DataError:
         raise
     except (ValueError, TypeError, IndexError) as exc:
-        raise DataError(f"{card.source}: cannot assemble the dataset "
+        raise DataError(f"{kwargs.get('location') or card.source}: cannot assemble the dataset "
                         f"({type(exc).__name__}: {_one_line(exc)})") from exc
 
 
-def read_csv_rows(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    """Return the rows of a headed CSV file; a missing file or column raises DataError."""
+def require_file(path: Path, what: str = "file") -> Path:
+    """Return `path` when it is a file; a missing path or a folder raises DataError."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected a {what}")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    return path
+
+
+def read_csv_table(path: Path) -> list[tuple[int, list[str]]]:
+    """Return the non-blank rows of a CSV file as (line number, fields).
+
+    Text is UTF-8 with or without a byte-order mark; CRLF and LF line ends both work. A file
+    that is not UTF-8 or not CSV raises DataError naming the line.
+    """
+    data = require_file(path, "CSV file").read_bytes()
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            for column in required:
-                if column not in header:
-                    raise DataError(f"{path}: missing column '{column}' (columns present: "
-                                    f"{', '.join(header) or 'none'})")
-            rows = list(reader)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV file ({_one_line(exc)})") from exc
-    for number, row in enumerate(rows, start=2):
-        if None in row or any(row.get(c) is None for c in required):
-            raise DataError(f"{path}: line {number} has a different number of fields than "
-                            f"the header")
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte "
+                        f"0x{data[exc.start]:02x}); save the file as UTF-8") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for fields in reader:
+            if any(f.strip() for f in fields):
+                rows.append((reader.line_num, fields))
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num + 1} is not valid CSV "
+                        f"({_one_line(exc)})") from exc
+    return rows
+
+
+class CsvRow(dict):
+    """One CSV row as {column: text}; `line` is its line number in the file."""
+
+    line: int = 0
+
+
+def read_csv_rows(path: Path, required: Sequence[str]) -> list[CsvRow]:
+    """Return the rows of a headed CSV file; a missing file or column raises DataError.
+
+    Header names are stripped of spaces; a repeated column, a row with a different number of
+    fields than the header, or a header without rows raises DataError naming file and line.
+    """
+    table = read_csv_table(path)
+    if not table:
+        raise DataError(f"{path}: the file is empty; expected a header row with columns "
+                        f"{', '.join(required)}")
+    header = [h.strip() for h in table[0][1]]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(f"{path}: column '{repeated[0]}' appears more than once in the header")
+    for column in required:
+        if column not in header:
+            raise DataError(f"{path}: missing column '{column}' (columns present: "
+                            f"{', '.join(header) or 'none'})")
+    rows = []
+    for line, fields in table[1:]:
+        if len(fields) != len(header):
+            raise DataError(f"{path}: line {line} has {len(fields)} fields but the header has "
+                            f"{len(header)}; quote fields that contain commas")
+        row = CsvRow(zip(header, fields, strict=True))
+        row.line = line
+        rows.append(row)
     if not rows:
         raise DataError(f"{path}: the file has a header but no rows")
     return rows
@@ -235,7 +428,8 @@ def csv_label(row: Mapping[str, str], path: Path, sample: str, column: str = "la
     try:
         return float(row[column])
     except ValueError as exc:
-        raise DataError(f"{path}: column '{column}' of sample '{sample}' is "
+        line = f"line {row.line}: " if isinstance(row, CsvRow) else ""
+        raise DataError(f"{path}: {line}column '{column}' of sample '{sample}' is "
                         f"'{row[column]}', not a number") from exc
 
 

@@ -11,24 +11,38 @@ intervals overlap the segment's interval.
 
 Splits are NOT embedded: they come from `splits.csv` (columns id, split; the id may be a
 segment or a whole video) or an MMSA-style `label.csv` beside the .csd files. Labelled
-segments the split file does not list are left out and counted in the card's notes.
+segments the split file does not list are left out and counted in the card's notes. An id the
+split file lists in two splits is refused (or kept in the earlier split with
+cross_split_duplicates="drop"). Words are decoded as UTF-8 (latin-1 only where they are not
+UTF-8, named in a warning). A truncated or corrupt .csd raises DataError naming the file.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mimsa.data.dataset import DataError, DatasetCard, MultimodalDataset, NanPolicy
+from mimsa.data.dataset import (
+    CrossSplitPolicy,
+    DataError,
+    DatasetCard,
+    MultimodalDataset,
+    NanPolicy,
+)
 from mimsa.data.readers._common import (
+    _one_line,
     build_dataset,
-    decode,
+    decode_text,
+    float32_array,
     normalise_split,
     read_csv_rows,
+    split_map,
+    warn_latin1,
 )
 
 NAME = "csd"
@@ -49,7 +63,8 @@ def detect(path: str | Path) -> bool:
 
 
 def read(path: str | Path | Sequence[str | Path], *, trust_pickle: bool = False,
-         nan_policy: NanPolicy = "error") -> MultimodalDataset:
+         nan_policy: NanPolicy = "error",
+         cross_split_duplicates: CrossSplitPolicy = "error") -> MultimodalDataset:
     """Return the dataset of a folder of .csd files, one .csd file, or a list of .csd files.
 
     `trust_pickle` is accepted for a uniform reader signature and unused (HDF5 holds no code).
@@ -57,7 +72,7 @@ def read(path: str | Path | Sequence[str | Path], *, trust_pickle: bool = False,
     files, folder = _csd_files(path)
     label_file = _label_file(files, folder)
     segments = _read_labels(label_file)
-    split_of, split_file = _read_splits(folder)
+    split_of, split_file = _read_splits(folder, cross_split_duplicates)
 
     kept = [s for s in segments if _lookup_split(split_of, s[0]) is not None]
     dropped = [s[0] for s in segments if _lookup_split(split_of, s[0]) is None]
@@ -67,17 +82,17 @@ def read(path: str | Path | Sequence[str | Path], *, trust_pickle: bool = False,
     ids = [s[0] for s in kept]
     fields: dict[str, list[Any]] = {}
     provenance: dict[str, str] = {}
+    notes = ["read by the 'csd' reader (CMU-MultimodalSDK computational sequences)",
+             f"labels from {label_file.name}; splits from {split_file.name}"]
     for file in files:
         if file == label_file:
             continue
-        field, values = _read_feature_file(file, kept)
+        field, values = _read_feature_file(file, kept, notes)
         if field in fields:
             raise DataError(f"{file}: a second .csd for '{field}' (already read from "
                             f"{provenance[field]}); keep one file per modality")
         fields[field] = values
         provenance[field] = file.name
-    notes = ["read by the 'csd' reader (CMU-MultimodalSDK computational sequences)",
-             f"labels from {label_file.name}; splits from {split_file.name}"]
     if dropped:
         shown = ", ".join(dropped[:8]) + (", ..." if len(dropped) > 8 else "")
         notes.append(f"{len(dropped)} labelled segments are not in {split_file.name} and were "
@@ -87,7 +102,8 @@ def read(path: str | Path | Sequence[str | Path], *, trust_pickle: bool = False,
                        provenance={k: f"{v} (rows overlapping each segment's interval)"
                                    for k, v in provenance.items()}, notes=notes)
     return build_dataset(card, ids=ids, splits=[_lookup_split(split_of, i) for i in ids],
-                         labels=[s[1] for s in kept], nan_policy=nan_policy, **fields)
+                         labels=[s[1] for s in kept], nan_policy=nan_policy,
+                         cross_split_duplicates=cross_split_duplicates, **fields)
 
 
 def _csd_files(path: str | Path | Sequence[str | Path]) -> tuple[list[Path], Path]:
@@ -98,13 +114,16 @@ def _csd_files(path: str | Path | Sequence[str | Path]) -> tuple[list[Path], Pat
             files = sorted(path.glob("*.csd"))
             if not files:
                 raise DataError(f"{path}: no .csd files in this folder")
-            return files, path
-        paths = [path]
+            paths = files
+        else:
+            paths = [path]
     else:
         paths = [Path(p) for p in path]
     if not paths:
         raise DataError("csd reader: no .csd files given")
     for p in paths:
+        if p.is_dir():
+            raise DataError(f"{p}: is a folder; expected a .csd file")
         if not p.is_file():
             raise DataError(f"{p}: file not found")
     return sorted(paths), paths[0].parent
@@ -120,14 +139,23 @@ def _label_file(files: list[Path], folder: Path) -> Path:
     return labels[0]
 
 
-def _open(file: Path) -> Any:
-    """Return the open h5py File of a .csd; an unreadable file raises DataError."""
+@contextmanager
+def _open(file: Path) -> Iterator[Any]:
+    """Yield the open h5py File of a .csd; unreadable or corrupt content raises DataError."""
     import h5py
 
     try:
-        return h5py.File(file, "r")
+        handle = h5py.File(file, "r")
     except OSError as exc:
-        raise DataError(f"{file}: not a readable HDF5 .csd file ({exc})") from exc
+        raise DataError(f"{file}: not a readable HDF5 .csd file ({_one_line(exc)})") from exc
+    try:
+        with handle:
+            yield handle
+    except DataError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise DataError(f"{file}: truncated or corrupt .csd file ({type(exc).__name__}: "
+                        f"{_one_line(exc)})") from exc
 
 
 def _data_group(handle: Any, file: Path) -> Any:
@@ -148,7 +176,7 @@ def _entry(group: Any, key: str, file: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         features, intervals = entry["features"][()], entry["intervals"][()]
     except (OSError, ValueError, TypeError) as exc:
-        raise DataError(f"{file}: cannot read 'data/{key}' ({exc})") from exc
+        raise DataError(f"{file}: cannot read 'data/{key}' ({_one_line(exc)})") from exc
     if features.ndim == 1:
         features = features.reshape(-1, 1)
     if intervals.ndim != 2 or intervals.shape[1] != 2 or len(intervals) != len(features):
@@ -167,6 +195,10 @@ def _read_labels(file: Path) -> list[tuple[str, float, float, float]]:
             if features.shape[1] != 1:
                 raise DataError(f"{file}: 'data/{key}/features' has shape {features.shape}; "
                                 f"a labels .csd holds one score per segment ([n, 1])")
+            if not (np.issubdtype(features.dtype, np.number)
+                    and np.issubdtype(intervals.dtype, np.number)):
+                raise DataError(f"{file}: 'data/{key}' holds {features.dtype} scores and "
+                                f"{intervals.dtype} intervals; expected numbers")
             match = _SEGMENT_KEY.match(key)
             for k in range(len(features)):
                 if match:
@@ -180,18 +212,21 @@ def _read_labels(file: Path) -> list[tuple[str, float, float, float]]:
     return out
 
 
-def _read_splits(folder: Path) -> tuple[dict[str, str], Path]:
+def _read_splits(folder: Path, cross_split_duplicates: CrossSplitPolicy = "error"
+                 ) -> tuple[dict[str, str], Path]:
     """Return ({segment or video id: split}, the split file read)."""
     splits_csv, label_csv = folder / "splits.csv", folder / "label.csv"
-    if splits_csv.is_file():
+    if splits_csv.exists():
         rows = read_csv_rows(splits_csv, ("id", "split"))
-        return {r["id"].strip(): normalise_split(r["split"], splits_csv, r["id"])
-                for r in rows}, splits_csv
-    if label_csv.is_file():
+        pairs = [(r["id"].strip(), normalise_split(r["split"], splits_csv, r["id"]))
+                 for r in rows]
+        return split_map(pairs, splits_csv, cross_split_duplicates), splits_csv
+    if label_csv.exists():
         from mimsa.data.readers.mmsa_fet import read_label_csv
 
         ids, _, _, splits = read_label_csv(label_csv)
-        return dict(zip(ids, splits, strict=True)), label_csv
+        pairs = list(zip(ids, splits, strict=True))
+        return split_map(pairs, label_csv, cross_split_duplicates), label_csv
     raise DataError(f"{folder}: no split file; put splits.csv (columns id,split) or an "
                     f"MMSA-style label.csv (id or video_id+clip_id, mode) beside the .csd files")
 
@@ -214,10 +249,14 @@ def _modality(file: Path, sample: np.ndarray) -> str:
                     f"features (e.g. COVAREP / OpenFace / glove)")
 
 
-def _read_feature_file(file: Path, segments: list[tuple[str, float, float, float]]
-                       ) -> tuple[str, list[Any]]:
-    """Return (field name, one value per segment) read from a feature .csd."""
+def _read_feature_file(file: Path, segments: list[tuple[str, float, float, float]],
+                       notes: list[str] | None = None) -> tuple[str, list[Any]]:
+    """Return (field name, one value per segment) read from a feature .csd.
+
+    Words that decode only as latin-1 are named in one warning (and a line in `notes`).
+    """
     values: list[Any] = []
+    latin1: list[str] = []
     field = None
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     with _open(file) as handle:
@@ -243,13 +282,17 @@ def _read_feature_file(file: Path, segments: list[tuple[str, float, float, float
                 raise DataError(f"{file}: no rows overlap segment '{sid}' "
                                 f"[{start:g}, {end:g}] s")
             field = field or _modality(file, rows)
-            values.append(_value(field, rows))
+            values.append(_value(field, rows, file, sid, latin1))
+    warn_latin1(file, latin1, notes)
     return field or "text_feats", values
 
 
-def _value(field: str, rows: np.ndarray) -> Any:
+def _value(field: str, rows: np.ndarray, file: Path, sample: str, latin1: list[str]) -> Any:
     """Return a segment's value: the transcript for words, else float32 [T, D] features."""
     if field == "text":
-        words = [decode(w).strip() for w in rows.reshape(-1)]
+        words = [decode_text(w, file, "words", sample, latin1).strip() for w in rows.reshape(-1)]
         return " ".join(w for w in words if w and w != "sp")
-    return np.asarray(rows, dtype=np.float32)
+    if not np.issubdtype(rows.dtype, np.number):
+        raise DataError(f"{file}: features of segment '{sample}' have dtype {rows.dtype}; "
+                        f"expected numbers")
+    return float32_array(rows, file, "features", [sample] * len(rows))

@@ -8,8 +8,11 @@ Layout: a dict with splits 'train', 'valid', 'test'; each split a dict of equall
   audio, vision      [N, T, D] features, zero-padded at the end
   audio_lengths, vision_lengths   [N] real lengths (absent in the aligned files)
   regression_labels  [N] sentiment in [-3, 3]
-Sequences are cut to their lengths (at least one frame). Where the lengths are absent and the
-sequence is as long as `text_bert` (aligned files), the BERT mask length is used, as MMSA does.
+Sequences are cut to their lengths (at least one frame); a length past the end of its array,
+negative or fractional raises DataError. Where the lengths are absent and the sequence is as
+long as `text_bert` (aligned files), the BERT mask length is used, as MMSA does. Text (ids,
+raw_text) is decoded as UTF-8; text that is only valid latin-1 is decoded so and named in a
+warning and a card note.
 """
 
 from __future__ import annotations
@@ -20,15 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from mimsa.data.dataset import SPLITS, DataError, DatasetCard, MultimodalDataset, NanPolicy
+from mimsa.data.dataset import (
+    SPLITS,
+    CrossSplitPolicy,
+    DataError,
+    DatasetCard,
+    MultimodalDataset,
+    NanPolicy,
+)
 from mimsa.data.readers._common import (
     Columns,
     as_array,
     check_rows,
     cut,
-    decode,
-    mmsa_id,
+    decode_column,
+    float32_array,
+    label_column,
     require,
+    text_array,
+    warn_latin1,
 )
 from mimsa.data.safe_pickle import load_pickle
 
@@ -48,19 +61,22 @@ def looks_like(obj: Any) -> bool:
         "regression_labels" in obj["train"])
 
 
-def read(path: str | Path, *, trust_pickle: bool = False,
-         nan_policy: NanPolicy = "error") -> MultimodalDataset:
+def read(path: str | Path, *, trust_pickle: bool = False, nan_policy: NanPolicy = "error",
+         cross_split_duplicates: CrossSplitPolicy = "error") -> MultimodalDataset:
     """Return the dataset stored in the MMSA pickle at `path`."""
     path = Path(path)
-    return from_object(load_pickle(path, trust=trust_pickle), path, nan_policy)
+    return from_object(load_pickle(path, trust=trust_pickle), path, nan_policy,
+                       cross_split_duplicates)
 
 
-def from_object(obj: Any, path: Path, nan_policy: NanPolicy = "error") -> MultimodalDataset:
+def from_object(obj: Any, path: Path, nan_policy: NanPolicy = "error",
+                cross_split_duplicates: CrossSplitPolicy = "error") -> MultimodalDataset:
     """Return the dataset of an already unpickled MMSA object read from `path`."""
     columns = Columns(path)
+    latin1: list[str] = []
     for split in SPLITS:
         part = require(obj, split, path)
-        ids, labels, fields = split_samples(part, path, split)
+        ids, labels, fields = split_samples(part, path, split, latin1)
         columns.add(split, ids, labels, **fields)
     card = DatasetCard(name=path.stem, source=str(path),
                        description="MMSA feature pickle",
@@ -69,7 +85,8 @@ def from_object(obj: Any, path: Path, nan_policy: NanPolicy = "error") -> Multim
                               "ids '<video>$_$<clip>' are stored as '<video>_<clip>'",
                               "sequences cut to audio_lengths / vision_lengths (or the BERT "
                               "mask length when those are absent)"])
-    return columns.dataset(card, nan_policy)
+    warn_latin1(path, latin1, card.notes)
+    return columns.dataset(card, nan_policy, cross_split_duplicates=cross_split_duplicates)
 
 
 def provenance(fields: dict[str, Any], path: Path) -> dict[str, str]:
@@ -83,11 +100,17 @@ def provenance(fields: dict[str, Any], path: Path) -> dict[str, str]:
     return lines
 
 
-def split_samples(part: Any, path: Path, split: str
+def split_samples(part: Any, path: Path, split: str, latin1: list[str] | None = None
                   ) -> tuple[list[str], list[float], dict[str, list[Any] | None]]:
-    """Return (ids, labels, fields) of one MMSA split; fields maps field name → per-sample list."""
+    """Return (ids, labels, fields) of one MMSA split; fields maps field name → per-sample list.
+
+    Text decoded as latin-1 is listed in `latin1` (see `warn_latin1`); when it is None, a
+    warning is issued here.
+    """
     where = f"split '{split}'"
-    raw_ids = as_array(require(part, "id", path, where), path, f"{split}/id", ndim=1)
+    own = latin1 is None
+    latin1 = [] if latin1 is None else latin1
+    raw_ids = text_array(require(part, "id", path, where), path, f"{split}/id", ndim=1)
     labels = as_array(require(part, "regression_labels", path, where), path,
                       f"{split}/regression_labels", ndim=(1, 2))
     rows: dict[str, int] = {"id": len(raw_ids), "regression_labels": len(labels)}
@@ -95,19 +118,21 @@ def split_samples(part: Any, path: Path, split: str
     for key, ndim in (("raw_text", 1), ("text", 3), ("text_bert", 3), ("audio", 3),
                       ("vision", 3), ("audio_lengths", 1), ("vision_lengths", 1)):
         if key in part:
-            arrays[key] = as_array(part[key], path, f"{split}/{key}", ndim=ndim)
+            if key == "raw_text":
+                arrays[key] = text_array(part[key], path, f"{split}/{key}", ndim=ndim)
+            else:
+                arrays[key] = as_array(part[key], path, f"{split}/{key}", ndim=ndim)
             rows[key] = len(arrays[key])
     check_rows(path, where, rows)
+    rows_named = [f"{split} row {k}" for k in range(len(raw_ids))]
+    ids = [sid.strip().replace("$_$", "_") for sid in
+           decode_column(raw_ids, path, f"{split}/id", rows_named, latin1)]
     if labels.ndim == 2:
         if labels.shape[1] != 1:
             raise DataError(f"{path}: key '{split}/regression_labels' has shape "
                             f"{labels.shape}; expected [N] or [N, 1]")
         labels = labels[:, 0]
-    try:
-        label_list = [float(x) for x in labels]
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{path}: key '{split}/regression_labels' is not numeric") from exc
-    ids = [mmsa_id(x) for x in raw_ids]
+    label_list = label_column(labels, path, f"{split}/regression_labels", ids)
 
     mask_len = None
     if "text_bert" in arrays:
@@ -117,13 +142,18 @@ def split_samples(part: Any, path: Path, split: str
                             f"[N, 3, T] (ids, mask, segment ids)")
         mask_len = bert[:, 1, :].astype(np.float64).sum(axis=1).astype(np.int64)
 
+    text = None
+    if "raw_text" in arrays:
+        text = decode_column(arrays["raw_text"], path, f"{split}/raw_text", ids, latin1)
     fields: dict[str, list[Any] | None] = {
-        "text": [decode(x) for x in arrays["raw_text"]] if "raw_text" in arrays else None,
+        "text": text,
         "text_ids": _bert_ids(arrays.get("text_bert"), ids, path, split),
         "text_feats": _sequences(arrays, "text", None, mask_len, ids, path, split),
         "audio": _sequences(arrays, "audio", "audio_lengths", mask_len, ids, path, split),
         "vision": _sequences(arrays, "vision", "vision_lengths", mask_len, ids, path, split),
     }
+    if own:
+        warn_latin1(path, latin1)
     return ids, label_list, fields
 
 
@@ -153,13 +183,14 @@ def _sequences(arrays: dict[str, np.ndarray], key: str, length_key: str | None,
     data = arrays[key]
     if not np.issubdtype(data.dtype, np.number):
         raise DataError(f"{path}: key '{split}/{key}' has dtype {data.dtype}; expected numbers")
+    data = float32_array(data, path, f"{split}/{key}", ids)
     if length_key is not None and length_key in arrays:
         lengths, name = arrays[length_key], f"{split}/{length_key}"
     elif mask_len is not None and data.shape[1] == _bert_width(arrays):
         lengths, name = mask_len, f"{split}/text_bert"
     else:
-        return [np.asarray(x, dtype=np.float32) for x in data]
-    return [cut(np.asarray(x, dtype=np.float32), n, path, name, sid)
+        return list(data)
+    return [cut(x, n, path, name, sid, f"{split}/{key}")
             for sid, x, n in zip(ids, data, lengths, strict=True)]
 
 

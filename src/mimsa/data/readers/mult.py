@@ -5,7 +5,9 @@ Layout: a dict with splits 'train', 'valid', 'test'; each split a dict of equall
   labels  [N, 1, 1] sentiment in [-3, 3]   id     [N] or [N, k] segment ids (optional)
 Sequences are fixed-length and zero-padded; the files hold no lengths, so every sample keeps
 all T steps exactly as stored. Ids: one column (or the first column when it is unique on its
-own, else the non-empty columns joined with '_'); remaining repeats get '#2', '#3', ...
+own, else the non-empty columns joined with '_'); repeats within one split get '#2', '#3', ...
+An id repeated in another split is leakage: refused, or dropped from the later split with
+cross_split_duplicates="drop" (see `MultimodalDataset`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,26 @@ from typing import Any
 
 import numpy as np
 
-from mimsa.data.dataset import SPLITS, DataError, DatasetCard, MultimodalDataset, NanPolicy
-from mimsa.data.readers._common import Columns, as_array, check_rows, decode, require, unique_ids
+from mimsa.data.dataset import (
+    SPLITS,
+    CrossSplitPolicy,
+    DataError,
+    DatasetCard,
+    MultimodalDataset,
+    NanPolicy,
+)
+from mimsa.data.readers._common import (
+    Columns,
+    as_array,
+    check_rows,
+    decode_text,
+    float32_array,
+    label_column,
+    require,
+    text_array,
+    unique_ids,
+    warn_latin1,
+)
 from mimsa.data.safe_pickle import load_pickle
 
 NAME = "mult"
@@ -37,21 +57,24 @@ def looks_like(obj: Any) -> bool:
         "labels" in obj["train"])
 
 
-def read(path: str | Path, *, trust_pickle: bool = False,
-         nan_policy: NanPolicy = "error") -> MultimodalDataset:
+def read(path: str | Path, *, trust_pickle: bool = False, nan_policy: NanPolicy = "error",
+         cross_split_duplicates: CrossSplitPolicy = "error") -> MultimodalDataset:
     """Return the dataset stored in the MulT pickle at `path`."""
     path = Path(path)
-    return from_object(load_pickle(path, trust=trust_pickle), path, nan_policy)
+    return from_object(load_pickle(path, trust=trust_pickle), path, nan_policy,
+                       cross_split_duplicates)
 
 
-def from_object(obj: Any, path: Path, nan_policy: NanPolicy = "error") -> MultimodalDataset:
+def from_object(obj: Any, path: Path, nan_policy: NanPolicy = "error",
+                cross_split_duplicates: CrossSplitPolicy = "error") -> MultimodalDataset:
     """Return the dataset of an already unpickled MulT object read from `path`."""
     parts = []
+    latin1: list[str] = []
     for split in SPLITS:
-        parts.append((split, *_split_samples(require(obj, split, path), path, split)))
+        parts.append((split, *_split_samples(require(obj, split, path), path, split, latin1)))
     id_rows = [row for _, rows, _, _ in parts for row in rows]
     ids, how = _choose_ids(id_rows)
-    ids, renamed = unique_ids(ids)
+    ids, renamed = unique_ids(ids, [split for split, rows, _, _ in parts for _ in rows])
     columns = Columns(path)
     start = 0
     for split, rows, labels, fields in parts:
@@ -61,16 +84,18 @@ def from_object(obj: Any, path: Path, nan_policy: NanPolicy = "error") -> Multim
              "sequences keep all stored steps, zero padding included (the file holds no "
              "lengths)", f"ids: {how}"]
     if renamed:
-        notes.append(f"{renamed} repeated ids were made unique with a '#k' suffix")
+        notes.append(f"{renamed} ids repeated within a split were made unique with a '#k' "
+                     f"suffix")
     provenance = {field: f"key '{key}' of {path.name}" for key, field in _MODALITIES}
     card = DatasetCard(name=path.stem, source=str(path), description="MulT feature pickle",
                        provenance=provenance, notes=notes)
-    return columns.dataset(card, nan_policy)
+    warn_latin1(path, latin1, card.notes)
+    return columns.dataset(card, nan_policy, cross_split_duplicates=cross_split_duplicates)
 
 
-def _split_samples(part: Any, path: Path, split: str
+def _split_samples(part: Any, path: Path, split: str, latin1: list[str]
                    ) -> tuple[list[tuple[str, ...]], list[float], dict[str, list[np.ndarray]]]:
-    """Return (raw id rows, labels, fields) of one MulT split."""
+    """Return (raw id rows, labels, fields) of one MulT split (latin-1 ids go to `latin1`)."""
     where = f"split '{split}'"
     arrays = {key: as_array(require(part, key, path, where), path, f"{split}/{key}", ndim=3)
               for key, _ in _MODALITIES}
@@ -80,7 +105,7 @@ def _split_samples(part: Any, path: Path, split: str
     rows["labels"] = len(labels)
     raw_ids = None
     if "id" in part:
-        raw_ids = as_array(part["id"], path, f"{split}/id", ndim=(1, 2))
+        raw_ids = text_array(part["id"], path, f"{split}/id", ndim=(1, 2))
         rows["id"] = len(raw_ids)
     n = check_rows(path, where, rows)
     flat = labels.reshape(n, -1)
@@ -91,15 +116,14 @@ def _split_samples(part: Any, path: Path, split: str
         if not np.issubdtype(arr.dtype, np.number):
             raise DataError(f"{path}: key '{split}/{key}' has dtype {arr.dtype}; expected "
                             f"numbers")
-    try:
-        label_list = [float(x) for x in flat[:, 0]]
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{path}: key '{split}/labels' is not numeric") from exc
     if raw_ids is None:
         id_rows = [(f"{split}_{i:05d}",) for i in range(n)]
     else:
-        id_rows = [tuple(decode(v).strip() for v in np.atleast_1d(row)) for row in raw_ids]
-    fields = {field: [np.asarray(x, dtype=np.float32) for x in arrays[key]]
+        id_rows = [tuple(decode_text(v, path, f"{split}/id", f"{split} row {k}", latin1).strip()
+                         for v in np.atleast_1d(row)) for k, row in enumerate(raw_ids)]
+    names = ["_".join(r) for r in id_rows]
+    label_list = label_column(flat[:, 0], path, f"{split}/labels", names)
+    fields = {field: list(float32_array(arrays[key], path, f"{split}/{key}", names))
               for key, field in _MODALITIES}
     return id_rows, label_list, fields
 

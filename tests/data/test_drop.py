@@ -8,7 +8,7 @@ import torch
 
 from mimsa import config as config_mod
 from mimsa.data.batch import collate
-from mimsa.eval.drop import ModalityDrop, parse_drop, training_mean
+from mimsa.data.drop import ModalityDrop, parse_drop, training_mean
 from mimsa.train.run import prepare_data
 
 

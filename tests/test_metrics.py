@@ -1,4 +1,4 @@
-"""Tests for mimsa.eval.metrics. Golden values are derived by hand in the comments."""
+"""Tests for mimsa.metrics. Golden values are derived by hand in the comments."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from mimsa.eval.metrics import (
+from mimsa.metrics import (
     LOWER_IS_BETTER,
     METRIC_KEYS,
     SIMS_METRIC_KEYS,
     compute_metrics,
     format_metrics_table,
     regression_metrics,
+    score,
     sims_bins,
     sims_metrics,
 )
@@ -362,3 +363,9 @@ def test_format_metrics_table_missing_metric() -> None:
     table = format_metrics_table({"a": {"MAE": 0.5}, "b": {"Corr": 0.25}})
     rows = [line.split() for line in table.splitlines()]
     assert rows[1:] == [["MAE", "0.5000", "-"], ["Corr", "-", "0.2500"]]
+
+
+def test_score_casts_labels_and_matches_compute_metrics():
+    labels = [1, -2, 0, 3]  # integers: cast to float64
+    predictions = np.array([0.5, -1.0, 0.2, 2.5])
+    assert score(labels, predictions) == compute_metrics(np.array(labels, float), predictions)

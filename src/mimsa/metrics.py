@@ -1,4 +1,5 @@
-"""Evaluation metrics for multimodal sentiment regression (MMSA conventions).
+"""The field's metrics for multimodal sentiment regression (MMSA conventions): pure functions on
+arrays, used by the trainer (validation, model selection) and by evaluation.
 
 Two metric families are provided:
 
@@ -19,7 +20,6 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import f1_score
 
 METRIC_KEYS: tuple[str, ...] = (
     "Has0_acc_2",
@@ -102,8 +102,12 @@ def _weighted_f1(true_labels: np.ndarray, pred_labels: np.ndarray) -> float:
     """Return sklearn's support-weighted F1, ``f1_score(true, pred, average="weighted")``.
 
     ``zero_division=0`` gives the same value as sklearn's default but without the warning
-    emitted when a class is never predicted.
+    emitted when a class is never predicted. scikit-learn is imported here, not with the module:
+    importing it sets KMP_* environment variables, and importing mimsa leaves the environment
+    alone.
     """
+    from sklearn.metrics import f1_score
+
     return float(f1_score(true_labels, pred_labels, average="weighted", zero_division=0))
 
 
@@ -268,6 +272,12 @@ def compute_metrics(
     if kind == "sims":
         return sims_metrics(y_true, y_pred)
     raise ValueError(f"unknown metrics kind {kind!r}; valid kinds: {', '.join(_METRIC_KINDS)}")
+
+
+def score(labels: ArrayLike, predictions: ArrayLike) -> dict[str, float]:
+    """Return the MMSA regression metrics (`METRIC_KEYS`) of `predictions` against `labels`,
+    both [N] (labels cast to float64). Raises ValueError on mismatched or non-finite input."""
+    return compute_metrics(np.asarray(labels, np.float64), predictions)
 
 
 def _format_value(key: str, value: float | None) -> str:

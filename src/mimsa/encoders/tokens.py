@@ -1,0 +1,200 @@
+"""Token ids for a pretrained text encoder: load its tokenizer, tokenise a dataset once.
+
+Token ids are kept in two places: in an `EncoderCache` when the caller passes one (a run does),
+and on disk in <cache>/tokens/<key>.npz, where the key is a sha1 over the tokenizer folder and
+files, max_length and the texts; so a dataset is tokenised once per tokenizer and length, and
+a later run reads the arrays back. Tokenizers load offline (local_files_only=True).
+
+`tokenizer_words` describes how the tokenizer's ids make words, which the text corruptions need
+(data/corruptions.py): the caller computes it here and hands it to `Corruption.bind`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mimsa.data.corruptions import TokenizerWords
+from mimsa.encoders.weights import cache_root
+from mimsa.errors import DataError
+
+if TYPE_CHECKING:
+    from mimsa.data.dataset import MultimodalDataset
+    from mimsa.encoders.cache import EncoderCache
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+                   "sentencepiece.bpe.model")
+
+
+def load_tokenizer(tokenizer_dir: str | Path, cache: EncoderCache | None = None):
+    """Return the tokenizer saved in `tokenizer_dir`, offline; kept in `cache` when given."""
+    folder = str(Path(tokenizer_dir).expanduser().resolve())
+    if cache is not None and folder in cache.tokenizers:
+        return cache.tokenizers[folder]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    if cache is not None:
+        cache.tokenizers[folder] = tokenizer
+    return tokenizer
+
+
+def pad_token_id(tokenizer_dir: str | Path, cache: EncoderCache | None = None) -> int:
+    """Return the tokenizer's pad id (else its eos id, else 0: the mask hides pads anyway)."""
+    return _pad_id(load_tokenizer(tokenizer_dir, cache))
+
+
+def _pad_id(tokenizer) -> int:
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def tokenize_texts(texts: list[str], tokenizer_dir: str | Path, max_length: int = 50,
+                   cache: EncoderCache | None = None) -> list[np.ndarray]:
+    """Return one int64 id array per text (special tokens included, truncated, not padded).
+
+    Kept in `cache` (when given) and on disk (<cache>/tokens), keyed by the tokenizer directory
+    and files, `max_length` and the texts. Raises ValueError when `max_length` < 2 or exceeds
+    the tokenizer's own limit.
+    """
+    return _tokenize(texts, tokenizer_dir, max_length, cache)[0]
+
+
+def attach_token_ids(dataset: MultimodalDataset, tokenizer_dir: str | Path,
+                     max_length: int = 50, cache: EncoderCache | None = None) -> int:
+    """Set `dataset.text_ids` from its transcripts with this tokenizer; return the pad id.
+
+    Raises DataError when the dataset has no transcripts.
+    """
+    if dataset.text is None:
+        raise DataError(f"dataset {dataset.name} has no raw text; a pretrained text encoder "
+                        f"needs transcripts (use encoder.name=features or a dataset with text)")
+    ids, pad_id = _tokenize(dataset.text, tokenizer_dir, max_length, cache)
+    dataset.text_ids = list(ids)
+    dataset.vocab_size = None
+    dataset.card.dims.pop("vocab", None)
+    return pad_id
+
+
+def tokenizer_words(tokenizer_dir: str | Path,
+                    cache: EncoderCache | None = None) -> TokenizerWords:
+    """Return how the tokenizer's ids make words (unknown token, special ids, word starts).
+
+    A token starts a word unless it is a WordPiece "##" continuation, or lacks the
+    sentencepiece "▁" / byte-BPE "Ġ" word marker in a vocabulary that uses one. Kept in `cache`
+    when given.
+    """
+    folder = str(Path(tokenizer_dir).expanduser().resolve())
+    if cache is not None and folder in cache.tokenizer_words:
+        return cache.tokenizer_words[folder]
+    tokenizer = load_tokenizer(folder, cache)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    tokens = ["" if t is None else str(t) for t in tokens]
+    if any(t.startswith("##") for t in tokens):
+        starts = np.array([not t.startswith("##") for t in tokens])
+    elif any(t.startswith("▁") for t in tokens):
+        starts = np.array([t.startswith("▁") for t in tokens])
+    elif any(t.startswith("Ġ") for t in tokens):
+        starts = np.array([t.startswith("Ġ") for t in tokens])
+    else:
+        starts = np.ones(len(tokens), dtype=bool)
+    unk_id = tokenizer.unk_token_id
+    words = TokenizerWords(
+        unk_id=None if unk_id is None else int(unk_id),
+        unk_token=None if unk_id is None else str(tokenizer.unk_token),
+        special=frozenset(int(i) for i in tokenizer.all_special_ids), starts=starts,
+        source=folder)
+    if cache is not None:
+        cache.tokenizer_words[folder] = words
+    return words
+
+
+def _tokenize(texts: list[str], tokenizer_dir: str | Path, max_length: int,
+              cache: EncoderCache | None) -> tuple[list[np.ndarray], int]:
+    if max_length < 2:
+        raise ValueError(f"max_length {max_length} cannot hold the special tokens; use >= 2")
+    folder = Path(tokenizer_dir).expanduser().resolve()
+    key = _token_key(folder, max_length, texts)
+    if cache is not None and key in cache.token_ids:
+        return cache.token_ids[key]
+    path = cache_root() / "tokens" / f"{key}.npz"
+    result = _read_tokens(path, len(texts))
+    if result is None:
+        tokenizer = load_tokenizer(folder, cache)
+        limit = tokenizer.model_max_length
+        if limit and limit < 1_000_000 and max_length > limit:
+            raise ValueError(f"max_length {max_length} exceeds the tokenizer's limit {limit} "
+                             f"({folder}); use encoder.max_length <= {limit}")
+        encoded = tokenizer(list(texts), truncation=True, max_length=max_length,
+                            return_attention_mask=False, return_token_type_ids=False)
+        lists = encoded["input_ids"]
+        lengths = np.array([len(x) for x in lists], dtype=np.int64)
+        flat = np.fromiter((t for x in lists for t in x), dtype=np.int64, count=int(lengths.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        pad_id = _pad_id(tokenizer)
+        _write_tokens(path, flat, offsets, pad_id)
+        result = _split(flat, offsets), pad_id
+    if cache is not None:
+        cache.token_ids[key] = result
+    return result
+
+
+def _token_key(folder: Path, max_length: int, texts: list[str]) -> str:
+    """Return a sha1 over the tokenizer folder and files, max_length and the texts."""
+    key = hashlib.sha1(f"{folder}\n{max_length}\n".encode())
+    for name in TOKENIZER_FILES:
+        if (folder / name).is_file():
+            key.update(name.encode() + hashlib.sha1((folder / name).read_bytes()).digest())
+    joined = hashlib.sha1()
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        joined.update(f"{len(data)}:".encode() + data)
+    key.update(joined.digest())
+    return key.hexdigest()
+
+
+def _split(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    flat.flags.writeable = False  # shared by every caller of the cache
+    return np.split(flat, offsets[1:-1])
+
+
+def _read_tokens(path: Path, count: int) -> tuple[list[np.ndarray], int] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            flat, offsets = data["ids"].astype(np.int64), data["offsets"].astype(np.int64)
+            pad_id = int(data["pad_id"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    if (offsets.shape != (count + 1,) or offsets[0] != 0 or offsets[-1] != flat.size
+            or np.any(np.diff(offsets) < 0)):
+        return None
+    return _split(flat, offsets), pad_id
+
+
+def _write_tokens(path: Path, flat: np.ndarray, offsets: np.ndarray, pad_id: int) -> None:
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tokens-", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, ids=flat, offsets=offsets, pad_id=np.int64(pad_id))
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        warnings.warn(f"could not write the token cache {path} ({err}); tokenising again next "
+                      f"run", stacklevel=3)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)

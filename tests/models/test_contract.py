@@ -1,0 +1,140 @@
+"""The model contract, checked on every registered model and every modality subset it accepts:
+forward, backward, `reps` keys and sizes, save and reload. A model added to the zoo is covered
+without writing a test for it."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from mimsa.data.batch import collate
+from mimsa.data.synthetic import make_synthetic
+from mimsa.encoders.builder import TextSpec, prepare_text
+from mimsa.errors import ConfigError, ContractError
+from mimsa.models.base import (
+    InputSpec,
+    Model,
+    ModelOutput,
+    create_model,
+    list_models,
+    register_model,
+)
+
+SIZES = {"train": 12, "valid": 4, "test": 4}
+SUBSETS = ["".join(c) for n in (1, 2, 3) for c in combinations("tav", n)]
+
+
+def _cases() -> list[tuple[str, str]]:
+    return [(name, subset) for name, cls in list_models().items() for subset in SUBSETS
+            if all(m in subset for m in cls.requires)]
+
+
+def _spec(modalities: str) -> tuple:
+    dataset = make_synthetic(sizes=SIZES)
+    encoder = {"name": "auto", "hidden": 16, "emb_dim": 8}
+    text = prepare_text(dataset, encoder) if "t" in modalities else TextSpec()
+    return dataset, InputSpec(modalities, dataset.feature_dims(), text, encoder)
+
+
+@pytest.mark.parametrize(("name", "modalities"), _cases())
+def test_every_model_keeps_the_contract(name, modalities, tmp_path):
+    torch.manual_seed(0)
+    dataset, spec = _spec(modalities)
+    model = create_model(name, spec)
+    assert isinstance(model, Model) and model.model_name == name
+    batch = collate(dataset, range(6), modalities)
+    out = model(batch)
+    assert isinstance(out, ModelOutput)
+    assert out.prediction.shape == (6,)
+    assert "fusion" in out.reps and set(model.reps_dims) == set(out.reps)
+    for m in modalities:
+        if m in model.reps_dims:
+            assert m in out.reps
+    for key, rep in out.reps.items():
+        assert rep.shape == (6, model.reps_dims[key]), key
+    (out.prediction.sum() + sum(r.sum() for r in out.reps.values())).backward()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    assert trained and any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.manual_seed(1)
+    again = create_model(name, spec)
+    again.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    model.eval()
+    again.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch).prediction, again(batch).prediction)
+
+
+def test_every_model_refuses_a_subset_without_what_it_requires():
+    for name, cls in list_models().items():
+        if not cls.requires:
+            continue
+        lacking = "".join(m for m in "tav" if m not in cls.requires)
+        _, spec = _spec(lacking)
+        with pytest.raises(ConfigError, match=f"'{name}' needs modality"):
+            create_model(name, spec)
+
+
+def _register(name: str, cls: type) -> None:
+    register_model(name)(cls)
+
+
+def test_a_model_without_forward_fails_at_registration():
+    class NoForward(Model):
+        def __init__(self, spec: InputSpec, hidden: int = 4) -> None:
+            super().__init__()
+
+    with pytest.raises(ContractError, match="does not define forward"):
+        _register("no_forward_model", NoForward)
+
+
+def test_a_model_that_is_not_a_model_fails_at_registration():
+    class Plain(torch.nn.Module):
+        def forward(self, batch):
+            return batch
+
+    with pytest.raises(ContractError, match="must subclass mimsa.models.base.Model"):
+        _register("plain_module_model", Plain)
+
+
+def _no_spec(self, inputs: InputSpec, hidden: int = 4) -> None: ...
+def _no_default(self, spec: InputSpec, hidden: int) -> None: ...
+def _no_hint(self, spec: InputSpec, hidden=4) -> None: ...  # noqa: ANN001
+def _var_keywords(self, spec: InputSpec, **options: int) -> None: ...
+
+
+@pytest.mark.parametrize(("init", "message"), [
+    (_no_spec, "must start with \\(self, spec\\)"),
+    (_no_default, "option 'hidden' has no default"),
+    (_no_hint, "option 'hidden' has no type hint"),
+    (_var_keywords, "takes \\*options"),
+])
+def test_model_options_need_defaults_and_hints(init, message):
+    cls = type("Broken", (Model,), {"__init__": init, "forward": lambda self, batch: None})
+    with pytest.raises(ContractError, match=message):
+        _register("broken_model", cls)
+    assert "broken_model" not in list_models()
+
+
+def test_a_model_that_forgets_reps_dims_fails_at_construction():
+    class NoDims(Model):
+        def __init__(self, spec: InputSpec, hidden: int = 4) -> None:
+            super().__init__()
+
+        def forward(self, batch):
+            return None
+
+    _register("no_dims_model", NoDims)
+    try:
+        _, spec = _spec("a")
+        with pytest.raises(ContractError, match="must set reps_dims"):
+            create_model("no_dims_model", spec)
+    finally:
+        from mimsa.models import base
+
+        base._MODELS.pop("no_dims_model")
