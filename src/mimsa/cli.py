@@ -327,6 +327,22 @@ def models() -> None:
         console.print(f"  options: {options}", highlight=False)
 
 
+@app.command()
+@friendly_errors
+def objectives() -> None:
+    """List the registered objectives: the terms they return, the optimizer of their own
+    networks, and their options (configured under objectives.<name>)."""
+    from mimsa.objectives.base import list_objectives, objective_options
+
+    for name, cls in list_objectives().items():
+        module_doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        console.print(f"[bold]{name}[/bold]: {module_doc[0] if module_doc else ''}",
+                      highlight=False, soft_wrap=True)
+        options = ", ".join(f"{k}={v}" for k, v in objective_options(name).items())
+        console.print(f"  terms: {', '.join(cls.terms)}; optimizer: {cls.optimizer}; "
+                      f"options: {options or '(none)'}", highlight=False, soft_wrap=True)
+
+
 @app.command("config")
 @friendly_errors
 def show_config(

@@ -150,7 +150,15 @@ class RunConfig(_Section):
     @field_validator("objectives", mode="before")
     @classmethod
     def _objectives_mapping(cls, value: Any) -> Any:
-        return {} if value is None else value
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            for name, options in value.items():
+                if options is not None and not isinstance(options, dict):
+                    raise ValueError(f"objectives.{name} takes a mapping of the objective's "
+                                     f"options, e.g. objectives.{name}={{}} for its defaults "
+                                     f"(`mimsa objectives` lists them)")
+        return value
 
 
 def describe_error(err: ValidationError, cfg: dict) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import pickle
+import struct
 from pathlib import Path
 
 import h5py
@@ -36,6 +38,39 @@ def assert_same(a: MultimodalDataset, b: MultimodalDataset) -> None:
 def write_pickle(obj: object, path: Path, protocol: int = pickle.DEFAULT_PROTOCOL) -> Path:
     """Pickle `obj` to `path` and return the path."""
     path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    return path
+
+
+class Py2Pickler(pickle._Pickler):
+    """A pickler that writes what Python 2 writes for its `str`: SHORT_BINSTRING / BINSTRING.
+
+    `bytes` and ASCII `str` become Python 2 byte strings (as they were in Python 2, where ids,
+    transcripts and numpy's raw array data are all `str`); non-ASCII `str` stays unicode.
+    """
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_bytes(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+
+    def save_py2_str(self, obj: str) -> None:
+        if obj.isascii():
+            self.save_py2_bytes(obj.encode("ascii"))
+        else:
+            pickle._Pickler.save_str(self, obj)
+
+    dispatch[bytes] = save_py2_bytes
+    dispatch[str] = save_py2_str
+
+
+def write_py2_pickle(obj: object, path: Path) -> Path:
+    """Pickle `obj` at protocol 2 the way Python 2 does (see `Py2Pickler`); return the path."""
+    buffer = io.BytesIO()
+    Py2Pickler(buffer, protocol=2).dump(obj)
+    path.write_bytes(buffer.getvalue())
     return path
 
 

@@ -106,11 +106,7 @@ def test_dependency_command_scores_and_ranks(js_run, tmp_path):
 def test_dependency_without_critic_is_one_line(js_run, tmp_path):
     run_dir, _ = js_run
     plain = tmp_path / "plain"
-    shutil.copytree(run_dir, plain)
-    cfg = yaml.safe_load((plain / "config.yaml").read_text())
-    cfg["penalty"]["kind"] = None
-    (plain / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (plain / "objectives.safetensors").unlink()
+    train_run(tiny(None), plain)  # a finished run trained without a penalty: no critic
     result = runner.invoke(app, ["dependency", str(plain)])
     assert result.exit_code == 2
     assert "no dependency critic" in result.output and "penalty.kind=" in result.output

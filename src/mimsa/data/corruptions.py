@@ -79,6 +79,7 @@ import torch
 from mimsa.data.batch import Batch, pad_sequences, pad_tokens
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.data.drop import ModalityDrop
+from mimsa.errors import ConfigError, DataError
 
 MODALITY_FIELDS = {"t": ("text_feats", "text_feats_lengths"), "a": ("audio", "audio_lengths"),
                    "v": ("vision", "vision_lengths")}
@@ -187,18 +188,18 @@ class Corruption:
     def __init__(self, rate: float, seed: int = 0, **options) -> None:
         self.rate = check_rate(rate, self.name)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"corruption seed must be an integer >= 0 (got {seed!r})")
+            raise ConfigError(f"corruption seed must be an integer >= 0 (got {seed!r})")
         self.seed = int(seed)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             valid = ", ".join(f"{k} (default {v[0]})" for k, v in self.options.items())
-            raise ValueError(f"corruption '{self.name}' has no option {', '.join(unknown)}; "
-                             f"valid: {valid or 'none'}")
+            raise ConfigError(f"corruption '{self.name}' has no option {', '.join(unknown)}; "
+                              f"valid: {valid or 'none'}")
         self.opts = {k: options.get(k, default) for k, (default, _) in self.options.items()}
         for key, (_, allowed) in self.options.items():
             if allowed is not None and self.opts[key] not in allowed:
-                raise ValueError(f"corruption '{self.name}': {key} '{self.opts[key]}' is "
-                                 f"unknown; valid: {', '.join(map(str, allowed))}")
+                raise ConfigError(f"corruption '{self.name}': {key} '{self.opts[key]}' is "
+                                  f"unknown; valid: {', '.join(map(str, allowed))}")
         self._check()
         self.modalities = ""
         self.text_kind = ""
@@ -207,7 +208,7 @@ class Corruption:
         self.bound = False
 
     def _check(self) -> None:
-        """Subclasses: validate option values (one-line ValueError)."""
+        """Subclasses: validate option values (one-line ConfigError)."""
 
     # -- life cycle ----------------------------------------------------------------------------
     def definition(self) -> str:
@@ -224,7 +225,7 @@ class Corruption:
              words: TokenizerWords | None = None) -> Corruption:
         """Return a copy ready for the run whose data is `dataset` and inputs `spec` (an
         `InputSpec`); `words` is the tokenizer's word segmentation, which the text corruptions
-        need when text reaches the model through a pretrained tokenizer. Raises ValueError when
+        need when text reaches the model through a pretrained tokenizer. Raises ConfigError when
         the corruption does not fit the run."""
         bound = copy.copy(self)
         bound.opts = dict(self.opts)
@@ -273,17 +274,17 @@ class Corruption:
         if wanted is None:
             chosen = "".join(m for m in allowed if m in self.modalities)
             if not chosen:
-                raise ValueError(f"corruption '{self.name}' acts on {what}; the run uses "
-                                 f"modalities '{self.modalities}' only")
+                raise ConfigError(f"corruption '{self.name}' acts on {what}; the run uses "
+                                  f"modalities '{self.modalities}' only")
             return chosen
         text = str(wanted)
         if not text or any(m not in allowed for m in text):
-            raise ValueError(f"corruption '{self.name}': modalities '{wanted}' must be a "
-                             f"non-empty subset of '{allowed}'")
+            raise ConfigError(f"corruption '{self.name}': modalities '{wanted}' must be a "
+                              f"non-empty subset of '{allowed}'")
         missing = [m for m in text if m not in self.modalities]
         if missing:
-            raise ValueError(f"corruption '{self.name}': modalities '{wanted}' but the run uses "
-                             f"'{self.modalities}' only")
+            raise ConfigError(f"corruption '{self.name}': modalities '{wanted}' but the run uses "
+                              f"'{self.modalities}' only")
         return "".join(m for m in "tav" if m in text)
 
 
@@ -292,12 +293,12 @@ def check_rate(rate: float, name: str = "") -> float:
     try:
         value = float(rate)
     except (TypeError, ValueError):
-        raise ValueError(f"corruption rate '{rate}' is not a number; use a value in "
-                         f"[0, 1]") from None
+        raise ConfigError(f"corruption rate '{rate}' is not a number; use a value in "
+                          f"[0, 1]") from None
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"corruption rate {rate} is outside [0, 1]"
-                         + (f" (corruption '{name}')" if name else "")
-                         + "; 0 leaves the input clean, 1 is the strongest corruption")
+        raise ConfigError(f"corruption rate {rate} is outside [0, 1]"
+                          + (f" (corruption '{name}')" if name else "")
+                          + "; 0 leaves the input clean, 1 is the strongest corruption")
     return value
 
 
@@ -319,8 +320,8 @@ class _TextCorruption(Corruption):
 
     def _bind(self, dataset: MultimodalDataset, spec) -> None:
         if "t" not in spec.modalities:
-            raise ValueError(f"corruption '{self.name}' acts on text; the run uses modalities "
-                             f"'{spec.modalities}' only")
+            raise ConfigError(f"corruption '{self.name}' acts on text; the run uses modalities "
+                              f"'{spec.modalities}' only")
         self.unk_id, self.unk_word = LOCAL_UNK_ID, LOCAL_UNK_WORD
         self.special: frozenset[int] = frozenset({int(spec.text.pad_id)})
         self.starts: np.ndarray | None = None
@@ -331,8 +332,8 @@ class _TextCorruption(Corruption):
                                    f"tokenizer needs its words: bind(dataset, spec, "
                                    f"words=mimsa.encoders.builder.text_words(spec.text))")
             if words.unk_id is None:
-                raise ValueError(f"the tokenizer in {spec.text.encoder_dir} has no unknown "
-                                 f"token; text_missing needs one (use mode=delete)")
+                raise ConfigError(f"the tokenizer in {spec.text.encoder_dir} has no unknown "
+                                  f"token; text_missing needs one (use mode=delete)")
             self.unk_id, self.unk_word = words.unk_id, str(words.unk_token)
             self.special, self.starts = words.special, words.starts
 
@@ -444,8 +445,8 @@ class VisualBlur(Corruption):
         sigma_max = self.opts["sigma_max"]
         if isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or not (
                 math.isfinite(sigma_max) and sigma_max > 0):
-            raise ValueError(f"corruption 'visual_blur': sigma_max must be a number > 0 "
-                             f"(frames; got {sigma_max!r})")
+            raise ConfigError(f"corruption 'visual_blur': sigma_max must be a number > 0 "
+                              f"(frames; got {sigma_max!r})")
 
     def _bind(self, dataset: MultimodalDataset, spec) -> None:
         wanted = self.opts["modalities"]
@@ -467,11 +468,11 @@ def training_std(dataset: MultimodalDataset, field: str) -> np.ndarray:
     """Return the per-dimension std (ddof 0) of `field`'s frames over the TRAIN split [D]."""
     seqs = getattr(dataset, field)
     if seqs is None:
-        raise ValueError(f"{dataset.name} has no {field} features")
+        raise DataError(f"{dataset.name} has no {field} features")
     frames = [np.asarray(seqs[i], np.float64) for i in dataset.indices("train")]
     frames = [f for f in frames if len(f)]
     if not frames:
-        raise ValueError(f"{dataset.name}: the train split has no {field} frames")
+        raise DataError(f"{dataset.name}: the train split has no {field} frames")
     return np.concatenate(frames).std(0).astype(np.float32)
 
 
@@ -484,9 +485,9 @@ class FeatureNoise(Corruption):
         allowed = ("t" if spec.text.kind == "features" else "") + "av"
         wanted = self.opts["modalities"]
         if wanted is not None and "t" in str(wanted) and "t" not in allowed:
-            raise ValueError(f"corruption 'feature_noise': text is read as token ids (encoder "
-                             f"'{spec.text.source or spec.text.kind}'), not feature vectors; "
-                             f"use text_missing or text_shuffle for text")
+            raise ConfigError(f"corruption 'feature_noise': text is read as token ids (encoder "
+                              f"'{spec.text.source or spec.text.kind}'), not feature vectors; "
+                              f"use text_missing or text_shuffle for text")
         self.targets = self._modalities(wanted, allowed, "feature vectors")
         self.stds = {m: training_std(dataset, MODALITY_FIELDS[m][0]) for m in self.targets}
 
@@ -548,7 +549,7 @@ CORRUPTIONS: dict[str, type[Corruption]] = {
 def make_corruption(name: str, rate: float, seed: int = 0, **options) -> Corruption:
     """Return the (unbound) corruption `name` at `rate`; unknown names list the valid ones."""
     if name not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption '{name}'; valid: {', '.join(CORRUPTIONS)}")
+        raise ConfigError(f"unknown corruption '{name}'; valid: {', '.join(CORRUPTIONS)}")
     return CORRUPTIONS[name](rate, seed, **options)
 
 
@@ -575,31 +576,31 @@ class Augmentation:
             return None
         items = [value] if isinstance(value, dict) else value
         if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
-            raise ValueError(f"data.augment must be a mapping {{name: ..., rate: ...}} or a list "
-                             f"of them (got {value!r}); e.g. --set "
-                             f"data.augment='{{name: text_missing, rate: 0.3}}'")
+            raise ConfigError(f"data.augment must be a mapping {{name: ..., rate: ...}} or a list "
+                              f"of them (got {value!r}); e.g. --set "
+                              f"data.augment='{{name: text_missing, rate: 0.3}}'")
         corruptions = []
         for item in items:
             options = dict(item)
             if "name" not in options or "rate" not in options:
-                raise ValueError(f"data.augment entry {item!r} needs a name and a rate; valid "
-                                 f"names: {', '.join(CORRUPTIONS)}")
+                raise ConfigError(f"data.augment entry {item!r} needs a name and a rate; valid "
+                                  f"names: {', '.join(CORRUPTIONS)}")
             name, rate = str(options.pop("name")), options.pop("rate")
             try:
                 corruptions.append(make_corruption(name, rate, 0, **options))
             except ValueError as err:
-                raise ValueError(f"data.augment: {err}") from None
+                raise ConfigError(f"data.augment: {err}") from None
         return cls(corruptions, seed)
 
     def bind(self, dataset: MultimodalDataset, spec,
              words: TokenizerWords | None = None) -> Augmentation:
         """Return a copy whose corruptions are bound to the run's data (see `Corruption.bind`;
-        raises ValueError naming data.augment when one does not fit the run)."""
+        raises ConfigError naming data.augment when one does not fit the run)."""
         try:
             return Augmentation([c.bind(dataset, spec, words) for c in self.corruptions],
                                 self.seed)
         except ValueError as err:
-            raise ValueError(f"data.augment: {err}") from None
+            raise ConfigError(f"data.augment: {err}") from None
 
     def __call__(self, batch: Batch, epoch: int) -> Batch:
         for i, corruption in enumerate(self.corruptions):

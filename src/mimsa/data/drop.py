@@ -28,6 +28,7 @@ import torch
 
 from mimsa.data.batch import Batch
 from mimsa.data.dataset import MultimodalDataset
+from mimsa.errors import ConfigError, DataError
 
 FILLS = ("zero", "mean")
 NAMES = {"t": "t", "text": "t", "a": "a", "audio": "a", "acoustic": "a", "v": "v",
@@ -53,10 +54,10 @@ def parse_drop(values: Iterable[str] | str) -> str:
             elif all(c in "tav" for c in part):
                 found.update(part)
             else:
-                raise ValueError(f"--drop '{item}': not a modality; use t, a, v or a "
-                                 f"combination such as av")
+                raise ConfigError(f"--drop '{item}': not a modality; use t, a, v or a "
+                                  f"combination such as av")
     if not found:
-        raise ValueError("--drop needs at least one modality (t, a, v)")
+        raise ConfigError("--drop needs at least one modality (t, a, v)")
     return "".join(m for m in "tav" if m in found)
 
 
@@ -64,14 +65,14 @@ def training_mean(dataset: MultimodalDataset, field: str) -> np.ndarray:
     """Return the per-dimension mean of `field`'s frames over the TRAIN split (float32 [D])."""
     seqs = getattr(dataset, field)
     if seqs is None:
-        raise ValueError(f"{dataset.name} has no {field} features to average")
+        raise DataError(f"{dataset.name} has no {field} features to average")
     total, count = None, 0
     for i in dataset.indices("train"):
         frames = np.asarray(seqs[i], np.float64)
         total = frames.sum(0) if total is None else total + frames.sum(0)
         count += frames.shape[0]
     if total is None or count == 0:
-        raise ValueError(f"{dataset.name}: the train split has no {field} frames to average")
+        raise DataError(f"{dataset.name}: the train split has no {field} frames to average")
     return (total / count).astype(np.float32)
 
 
@@ -84,7 +85,7 @@ class ModalityDrop:
 
     def __init__(self, drop: Iterable[str] | str, fill: str = "zero") -> None:
         if fill not in FILLS:
-            raise ValueError(f"--fill '{fill}' is unknown; valid: {', '.join(FILLS)}")
+            raise ConfigError(f"--fill '{fill}' is unknown; valid: {', '.join(FILLS)}")
         self.drop = parse_drop(drop)
         self.fill = fill
         self.means: dict[str, torch.Tensor] = {}
@@ -101,14 +102,14 @@ class ModalityDrop:
         """Return a copy ready for the run whose data is `dataset` and inputs `spec`."""
         missing = [m for m in self.drop if m not in spec.modalities]
         if missing:
-            raise ValueError(f"--drop {''.join(missing)}: the run uses modalities "
-                             f"'{spec.modalities}' only")
+            raise ConfigError(f"--drop {''.join(missing)}: the run uses modalities "
+                              f"'{spec.modalities}' only")
         bound = ModalityDrop(self.drop, self.fill)
         bound.text_kind, bound.pad_id = spec.text.kind, int(spec.text.pad_id)
         if "t" in self.drop and bound.text_kind != "features" and self.fill == "mean":
-            raise ValueError(f"--fill mean is not defined for text given as token ids (text "
-                             f"encoder '{spec.text.source or spec.text.kind}'); use --fill zero "
-                             f"(every token becomes the pad id) or drop only a and v")
+            raise ConfigError(f"--fill mean is not defined for text given as token ids (text "
+                              f"encoder '{spec.text.source or spec.text.kind}'); use --fill zero "
+                              f"(every token becomes the pad id) or drop only a and v")
         if self.fill == "mean":
             for m in self.drop:
                 field = FIELDS[m][0]

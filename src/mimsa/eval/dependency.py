@@ -19,6 +19,7 @@ from torch import nn
 
 from mimsa.atomic import atomic_write_text
 from mimsa.data.batch import iterate_batches
+from mimsa.errors import ConfigError, RunError
 from mimsa.objectives.critic import DependencyObjective
 
 SPLITS = ("train", "valid", "test")
@@ -41,8 +42,8 @@ def find_critic(model: nn.Module, run_dir: Path | str = "") -> DependencyObjecti
     objectives = getattr(model, "objectives", None) or {}
     found = [o for o in objectives.values() if isinstance(o, DependencyObjective)]
     if not found:
-        raise ValueError(f"{run_dir}: this run has no dependency critic; train with --set "
-                         f"penalty.kind=kl|js|wasserstein to get one")
+        raise RunError(f"{run_dir}: this run has no dependency critic; train with --set "
+                       f"penalty.kind=kl|js|wasserstein to get one")
     return found[0]
 
 
@@ -52,7 +53,7 @@ def score_split(model: nn.Module, critic: DependencyObjective, dataset, split: s
                 ) -> list[DependencyRow]:
     """Return one row per sample of `split` (dataset order): label, prediction, critic score."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
     model.eval()
     critic.eval()
     rows = []
@@ -99,12 +100,12 @@ def dependency_report(run_dir: Path, split: str = "test", out: Path | None = Non
 
     run_dir = Path(run_dir)
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
     if not (run_dir / CONFIG).is_file():
         seeds = sorted(p.name for p in run_dir.glob("seed-*") if (p / CONFIG).is_file())
         if seeds:
-            raise ValueError(f"{run_dir} holds several seeds; pass one of them, e.g. "
-                             f"{run_dir / seeds[0]}")
+            raise RunError(f"{run_dir} holds several seeds; pass one of them, e.g. "
+                           f"{run_dir / seeds[0]}")
     cfg, model, dataset, spec = load_run(run_dir)
     critic = find_critic(model, run_dir)
     name = next(k for k, o in model.objectives.items() if o is critic)

@@ -21,7 +21,7 @@ def bind_transform(transform: Any, dataset: MultimodalDataset, spec: InputSpec,
                    cache: EncoderCache | None = None) -> Any:
     """Return `transform` bound to a run's data: a `Corruption` with the tokenizer's words
     (pretrained text), anything else with a `bind(dataset, spec)` method (e.g. `ModalityDrop`)
-    through it, the rest (None, plain callables) unchanged. Raises ValueError when it does not
+    through it, the rest (None, plain callables) unchanged. Raises ConfigError when it does not
     fit the run."""
     if isinstance(transform, Corruption):
         return transform.bind(dataset, spec, text_words(spec.text, cache))
@@ -36,7 +36,7 @@ def evaluate_run(run_dir: Path, transform: Any = None, *, cache: EncoderCache | 
 
     `transform(batch) -> batch` is applied before the model, bound first (`bind_transform`).
     `cache` (e.g. one shared by several evaluations of frozen-encoder runs) keeps the frozen
-    states between calls. Raises RunError/ValueError when `run_dir` is not a finished run.
+    states between calls. Raises RunError when `run_dir` is not a finished run.
     """
     cfg, model, dataset, spec = load_run(run_dir)
     if cache is not None:

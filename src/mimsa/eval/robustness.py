@@ -40,6 +40,7 @@ from mimsa.atomic import atomic_write_text
 from mimsa.data.corruptions import check_rate, make_corruption
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import share_cache
+from mimsa.errors import ConfigError, RunError
 from mimsa.eval.aggregate import format_cell, mean_std
 from mimsa.eval.evaluate import bind_transform
 from mimsa.metrics import LOWER_IS_BETTER, METRIC_KEYS, score
@@ -109,7 +110,7 @@ def parse_rates(rates: list[float] | list[str]) -> list[float]:
     """Return the rates sorted, without duplicates and with 0 (the clean reference) added;
     each must lie in [0, 1] (one-line error otherwise)."""
     if not rates:
-        raise ValueError("--rates needs at least one rate in [0, 1], e.g. --rates 0 0.1 0.3 0.5")
+        raise ConfigError("--rates needs at least one rate in [0, 1], e.g. --rates 0 0.1 0.3 0.5")
     values = {check_rate(r) for r in rates}
     return sorted(values | {0.0})
 
@@ -118,16 +119,16 @@ def seed_runs(run_dir: Path) -> list[Path]:
     """Return the finished single-seed runs of `run_dir` (itself, or its seed-*/ folders)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run directory")
+        raise RunError(f"{run_dir}: no such run directory")
     runs = [run_dir] if (run_dir / "config.yaml").is_file() else sorted(
         p for p in run_dir.glob("seed-*") if (p / "config.yaml").is_file())
     if not runs:
-        raise FileNotFoundError(f"{run_dir}: no run found (expected config.yaml or seed-*/ "
-                                f"subdirectories from mimsa train)")
+        raise RunError(f"{run_dir}: no run found (expected config.yaml or seed-*/ "
+                       f"subdirectories from mimsa train)")
     unfinished = [str(p) for p in runs if not (p / "metrics.json").is_file()]
     if unfinished:
-        raise ValueError(f"{unfinished[0]} is not a finished run (no metrics.json); finish it "
-                         f"with mimsa train --resume --out {unfinished[0]}")
+        raise RunError(f"{unfinished[0]} is not a finished run (no metrics.json); finish it "
+                       f"with mimsa train --resume --out {unfinished[0]}")
     return runs
 
 
@@ -179,11 +180,11 @@ def robustness(run_dirs: list[Path], corruption: str, rates: list[float], *, see
                split: str = "test", options: dict | None = None) -> RobustnessResult:
     """Return the curves of every run (see the module) for `corruption` at `rates`."""
     if split not in SPLITS:
-        raise ValueError(f"--split '{split}' is unknown; use one of {', '.join(SPLITS)}")
+        raise ConfigError(f"--split '{split}' is unknown; use one of {', '.join(SPLITS)}")
     make_corruption(corruption, 0.0, seed, **(options or {}))  # bad name/option: fail first
     rates = parse_rates(rates)
     if not run_dirs:
-        raise ValueError("give at least one run directory")
+        raise ConfigError("give at least one run directory")
     groups = [seed_runs(Path(r)) for r in run_dirs]  # every directory checked before any work
     runs, description = [], ""
     cache = EncoderCache()  # frozen encoders: each distinct input encoded once for all runs

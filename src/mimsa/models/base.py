@@ -147,10 +147,10 @@ def list_models() -> dict[str, type[Model]]:
 
 def model_options(name: str) -> dict[str, object]:
     """Return the keyword options of model `name` with their defaults."""
-    return _options(_get(name).__init__, 2)
+    return signature_options(_get(name).__init__, 2)
 
 
-def _options(init: Callable, leading: int) -> dict[str, object]:
+def signature_options(init: Callable, leading: int) -> dict[str, object]:
     params = list(inspect.signature(init).parameters.values())[leading:]
     return {p.name: p.default for p in params}
 
@@ -160,7 +160,7 @@ def check_options(where: str, key: str, init: Callable, leading: int,
     """Return `options` converted to the types of `init`'s hints; raise `ConfigError` (one
     line) on an unknown option (listing the valid ones with defaults) or a value of the wrong
     type. `key` is the config prefix the options come from (e.g. "model", "objectives.ba")."""
-    valid = _options(init, leading)
+    valid = signature_options(init, leading)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         listed = ", ".join(f"{k}={v}" for k, v in valid.items()) or "(none)"

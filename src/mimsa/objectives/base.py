@@ -17,8 +17,15 @@ import torch
 from torch import nn
 
 from mimsa.data.batch import Batch
+from mimsa.data.dataset import MultimodalDataset
 from mimsa.errors import ConfigError, ContractError
-from mimsa.models.base import InputSpec, ModelOutput, check_options, check_options_signature
+from mimsa.models.base import (
+    InputSpec,
+    ModelOutput,
+    check_options,
+    check_options_signature,
+    signature_options,
+)
 
 _OBJECTIVES: dict[str, type[Objective]] = {}
 
@@ -40,6 +47,13 @@ class Objective(nn.Module):
                                  output.reps {key: [B, D]}, batch.labels [B]
       reset() -> None            called by the trainer at the start of every epoch (e.g. to
                                  empty a memory of past batches); the default does nothing
+      bind(dataset) -> None      called once by the run code right after construction, before
+                                 any saved state is loaded, with the run's MultimodalDataset (an
+                                 objective with per-sample state, e.g. a label memory keyed by
+                                 sample id, sizes its buffers here from the train split); the
+                                 default does nothing
+    Everything an objective must keep across epochs lives in its state_dict (parameters and
+    buffers), so checkpoints and `--resume` restore it exactly.
     """
 
     terms: ClassVar[tuple[str, ...]] = ()
@@ -50,6 +64,10 @@ class Objective(nn.Module):
 
     def reset(self) -> None:
         """Called at the start of every epoch; override to clear per-epoch state."""
+
+    def bind(self, dataset: MultimodalDataset) -> None:
+        """Called once after construction with the run's dataset; override to size per-sample
+        state (see the class docstring)."""
 
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
@@ -98,6 +116,11 @@ def _get(name: str) -> type[Objective]:
         raise ConfigError(f"unknown objective '{name}' (objectives.{name}); registered "
                           f"objectives: {valid}")
     return objectives[name]
+
+
+def objective_options(name: str) -> dict[str, object]:
+    """Return the keyword options of objective `name` with their defaults."""
+    return signature_options(_get(name).__init__, 3)
 
 
 def check_objective_options(name: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -229,6 +229,8 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     dataset, spec = prepare_data(cfg, cache=cache)
     run_cfg = apply_penalty(cfg)  # config.yaml keeps the compact `penalty` section
     model, objectives = build_model(run_cfg, spec)
+    for objective in objectives.values():
+        objective.bind(dataset)
     share_cache(model, cache)
     augment = Augmentation.from_config(cfg["data"].get("augment"), int(cfg["seed"]))
     if augment is not None:
@@ -241,8 +243,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
                       modalities=spec.modalities, pad_id=spec.text.pad_id, display=display,
                       on_epoch_end=on_epoch_end, augment=augment)
     created = _first_missing(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
+    with run_lock(run_dir):  # creates the directory
         try:
             remove_stale_temporaries(run_dir)
             check_run_dir(run_dir, resume)  # again: another writer may have finished it
@@ -352,6 +353,8 @@ def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSp
         check_data_fingerprint(spec_json["data_fingerprint"],
                                data_fingerprint(dataset, spec.modalities), where)
     model, objectives = build_model(cfg, spec)
+    for objective in objectives.values():
+        objective.bind(dataset)
     load_model_state(model, state, spec_json.get("frozen_encoders") or {}, where)
     objective_state = load_objective_state(run_dir, spec_json)
     if objective_state:

@@ -250,8 +250,8 @@ def float32_array(value: np.ndarray, path: Path | str, key: str,
         if lost.any():
             index = np.unravel_index(int(np.argmax(lost)), lost.shape)
             where = f" of sample '{samples[index[0]]}'" if samples is not None else ""
-            raise DataError(f"{path}: '{key}'{where} holds {src[index]!r}, beyond the float32 "
-                            f"range (±3.4e38); rescale the features")
+            raise DataError(f"{path}: '{key}'{where} holds {float(src[index]):g}, beyond the "
+                            f"float32 range (±3.4e38); rescale the features")
     return out
 
 

@@ -8,17 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from mimsa.data.dataset import CrossSplitPolicy, MultimodalDataset, NanPolicy
-from mimsa.data.store import is_dataset_dir, load_dataset_dir
+from mimsa.data.store import ARRAYS, MANIFEST, is_dataset_dir, load_dataset_dir
 
 NAME = "mimsa"
 
 
 def detect(path: str | Path) -> bool:
-    """Return True when `path` is a folder (or a manifest.json) written by `save_dataset`."""
+    """Return True when `path` is a folder (or a manifest.json) written by `save_dataset`.
+
+    A folder holding manifest.json beside arrays.safetensors counts even when its manifest is
+    corrupt, so that reading it reports what is wrong with the manifest.
+    """
     path = Path(path)
-    if path.is_file() and path.name == "manifest.json":
+    if path.is_file() and path.name == MANIFEST:
         path = path.parent
-    return path.is_dir() and is_dataset_dir(path)
+    return path.is_dir() and (is_dataset_dir(path) or (
+        (path / MANIFEST).is_file() and (path / ARRAYS).is_file()))
 
 
 def read(path: str | Path, *, trust_pickle: bool = False, nan_policy: NanPolicy = "error",

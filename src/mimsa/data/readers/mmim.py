@@ -54,7 +54,7 @@ def read(path: str | Path, *, trust_pickle: bool = False, nan_policy: NanPolicy 
     columns = Columns(path)
     notes = ["read by the 'mmim' reader (train.pkl / dev.pkl / test.pkl)"]
     for split, names in SPLIT_FILES.items():
-        file = next((path / n for n in names if (path / n).is_file()), None)
+        file = next((path / n for n in names if (path / n).exists()), None)
         if file is None:
             raise DataError(f"{path}: missing file {' or '.join(names)} (MMIM layout needs "
                             f"train.pkl, dev.pkl, test.pkl)")

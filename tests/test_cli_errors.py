@@ -1,0 +1,79 @@
+"""The CLI's error contract: a `MimsaError` is one red line and exit code 2; any other
+exception is a bug in mimsa, shown with one line saying so and the traceback (exit code 1);
+--debug shows the traceback of every error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from mimsa import cli
+from mimsa.errors import ConfigError
+
+runner = CliRunner()
+
+
+def _boom(*args, **kwargs):
+    raise ZeroDivisionError("simulated internal error")
+
+
+def test_an_internal_error_is_reported_as_a_bug_with_its_traceback(monkeypatch):
+    monkeypatch.setattr("mimsa.train.run.train_run", _boom)
+    result = runner.invoke(cli.app, ["train", "--quiet", "--out", "unused"])
+    assert result.exit_code == 1
+    first = result.output.strip().splitlines()[0]
+    assert "this is a bug in mimsa" in first and "report it" in first
+    assert "Traceback" in result.output and "ZeroDivisionError" in result.output
+
+
+def test_a_user_error_is_one_line_and_debug_adds_the_traceback(tmp_path):
+    args = ["train", "--set", "train.epochs=abc", "--out", str(tmp_path / "r")]
+    plain = runner.invoke(cli.app, args)
+    assert plain.exit_code == 2 and "Traceback" not in plain.output
+    assert plain.output.strip().count("\n") == 0 and "train.epochs='abc'" in plain.output
+    debug = runner.invoke(cli.app, ["--debug", *args])
+    assert debug.exit_code == 2 and "Traceback" in debug.output
+    assert "train.epochs='abc'" in debug.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_model_and_objective_options_named_in_the_issue(tmp_path):
+    for setting, named in (("objectives.x=1", "objectives.x"),
+                           ("objectives.ba.detach_targte=true", "detach_targte"),
+                           ("model.hidden=abc", "model.hidden='abc'")):
+        result = runner.invoke(cli.app, ["train", "-m", "late_fusion", "--set", setting,
+                                         "--out", str(tmp_path / "r")])
+        assert result.exit_code == 2 and named in result.output, result.output
+        assert result.output.strip().count("\n") == 0
+
+
+def test_mimsa_config_prints_values_and_their_sources(tmp_path):
+    result = runner.invoke(cli.app, ["config", "-m", "mmim", "-d", "mosi",
+                                     "--set", "train.lr=0.01", "--set", "penalty.kind=js"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "lr: 0.01" in text and "# --set" in text and "# preset mmim_mosi.yaml" in text
+    assert "length_bucketing: true" in text and "# preset mosi.yaml" in text
+    assert "penalty.kind=js rewrites these sections" in text and "dependency_js" in text
+    bad = runner.invoke(cli.app, ["config", "--set", "objectives.cpc.tau=1"])
+    assert bad.exit_code == 2 and "no option tau" in bad.output
+
+
+def test_objectives_are_listed_with_terms_and_options():
+    result = runner.invoke(cli.app, ["objectives"])
+    assert result.exit_code == 0 and "terms: nce" in result.output
+    assert "detach_target=False" in result.output
+
+
+def test_importing_mimsa_cli_leaves_the_environment_alone():
+    code = ("import os; before = dict(os.environ); import mimsa.cli, mimsa.train.run; "
+            "assert dict(os.environ) == before, set(os.environ) ^ set(before)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_config_error_is_the_family():
+    assert issubclass(ConfigError, cli.MimsaError)

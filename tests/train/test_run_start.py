@@ -1,0 +1,115 @@
+"""How a run starts, resumes and refuses: nothing is written before every check passed, a
+failed start removes what it created, --resume compares the given settings with the saved
+ones, and one process writes a run directory at a time."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from mimsa.cli import app
+from mimsa.errors import RunError
+from mimsa.train import trainer as trainer_mod
+from mimsa.train.lock import run_lock
+from mimsa.train.run import reconcile_resume, train_run
+
+runner = CliRunner()
+TINY = ["--set", "data.synthetic_sizes={train: 64, valid: 32, test: 32}", "--quiet"]
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("setting", [
+    "protocol=bogus", "objectives.ba.detach_targte=true", "objectives.x={}",
+    "model.hidden=abc", "train.term_weights.nce=0", "train.stages=[{name: m, terms: {nce: 1}}]",
+])
+def test_a_bad_start_creates_nothing(tmp_path, setting):
+    out = tmp_path / "deep" / "run"
+    result = runner.invoke(app, ["train", "--out", str(out), "--set", setting, *TINY])
+    _one_error_line(result)
+    assert not (tmp_path / "deep").exists()
+
+
+def test_a_start_that_fails_before_its_first_epoch_removes_what_it_created(
+        tiny_cfg, tmp_path, monkeypatch):
+    def broken_fit(self, resume=None):
+        (self.run_dir / "history.jsonl").write_text("")
+        raise RunError("simulated failure at the first batch")
+
+    monkeypatch.setattr(trainer_mod.Trainer, "fit", broken_fit)
+    with pytest.raises(RunError, match="simulated"):
+        train_run(tiny_cfg, tmp_path / "new" / "seed-1")
+    assert list(tmp_path.iterdir()) == []
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(RunError):
+        train_run(tiny_cfg, kept / "run")
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    for out in (target, target / "run"):
+        line = _one_error_line(runner.invoke(app, ["train", "--out", str(out), *TINY]))
+        assert str(target) in line and "is a file" in line
+    assert target.read_text() == "x"
+
+
+def _interrupted(tmp_path, interrupt_run, tiny_cfg):
+    run_dir = tmp_path / "run"
+    interrupt_run(tiny_cfg, run_dir, epoch=1)
+    return run_dir
+
+
+def test_resume_refuses_other_settings_and_names_them(tmp_path, interrupt_run, tiny_cfg):
+    run_dir = _interrupted(tmp_path, interrupt_run, tiny_cfg)
+    result = runner.invoke(app, ["train", "--out", str(run_dir), "--resume", "-m", "mmim",
+                                 "--set", "train.lr=0.5", "--quiet"])
+    line = _one_error_line(result)
+    assert "model.name: saved late_fusion, given mmim" in line
+    assert "train.lr: saved 0.001, given 0.5" in line
+    assert (run_dir / "resume.pt").is_file()  # the interrupted run is untouched
+
+
+def test_resume_applies_a_larger_budget_and_reports_it(tmp_path, interrupt_run, tiny_cfg):
+    run_dir = _interrupted(tmp_path, interrupt_run, tiny_cfg)
+    result = runner.invoke(app, ["train", "--out", str(run_dir), "--resume",
+                                 "--set", "train.epochs=4", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "train.epochs: 3 -> 4" in result.output
+    assert "late_fusion on synthetic" in result.output
+    history = (run_dir / "history.jsonl").read_text().splitlines()
+    assert len(history) == 4
+
+
+def test_reconcile_resume_rules(tmp_path):
+    saved = {"train": {"epochs": 8, "lr": 0.001}, "model": {"name": "mmim"}}
+    cfg, notes = reconcile_resume(saved, {"train.epochs": 8, "model.name": "mmim"}, tmp_path)
+    assert cfg == saved and notes == []
+    with pytest.raises(RunError, match="train.epochs: saved 8, given 5 \\(may only grow\\)"):
+        reconcile_resume(saved, {"train.epochs": 5}, tmp_path)
+    cfg, notes = reconcile_resume(saved, {"train.patience": 2}, tmp_path)
+    assert cfg["train"]["patience"] == 2 and notes
+
+
+def test_resume_of_a_multi_seed_folder_without_seeds_says_so(tmp_path):
+    (tmp_path / "seed-1").mkdir()
+    line = _one_error_line(runner.invoke(app, ["train", "--out", str(tmp_path), "--resume",
+                                               "--quiet"]))
+    assert "nothing to resume" in line
+
+
+def test_a_second_writer_is_refused_with_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    with run_lock(run_dir):
+        line = _one_error_line(runner.invoke(app, ["train", "--out", str(run_dir), *TINY]))
+    assert "being written by another mimsa process" in line
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]
