@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,14 @@ def main(debug: Annotated[bool, typer.Option(
     _DEBUG["on"] = debug
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as one yellow line (`warning: ...`) instead of Python's file:line form;
+    --debug keeps Python's form."""
+    del category, filename, lineno, file, line
+    err_console.print(f"[yellow]warning:[/yellow] {escape(' '.join(str(message).split()))}",
+                      highlight=False, soft_wrap=True)
+
+
 def friendly_errors(fn):
     """Turn `MimsaError` (an error the user can fix) into one red line on stderr and exit
     code 2; any other exception is a bug: one line saying so, then the traceback (exit 1).
@@ -49,7 +58,11 @@ def friendly_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                if not _DEBUG["on"]:
+                    warnings.simplefilter("default")
+                    warnings.showwarning = _one_line_warning
+                return fn(*args, **kwargs)
         except MimsaError as err:
             if _DEBUG["on"]:
                 err_console.print_exception()
@@ -162,8 +175,10 @@ def evaluate(
         "--fill", help="what replaces a dropped modality: zero, or mean (its training-split "
                        "mean feature vector; not for token-id text)")] = "zero",
 ) -> None:
-    """Re-evaluate a finished run's selected checkpoint on valid and test."""
+    """Re-evaluate a finished run's selected checkpoint on valid and test (a run trained with
+    the `ulgm` objective also gets RUN/unimodal_labels.csv, its generated unimodal labels)."""
     from mimsa.eval.evaluate import evaluate_run
+    from mimsa.eval.unimodal_labels import write_unimodal_labels
 
     transform = None
     if drop:
@@ -179,6 +194,9 @@ def evaluate(
     for run in runs:
         title = str(run) + (f"  (dropped {transform.drop}, fill {fill})" if transform else "")
         _print_metrics(evaluate_run(run, transform=transform), title)
+        labels = write_unimodal_labels(run)
+        if labels is not None:
+            console.print(f"generated unimodal labels of the training split: {labels}")
 
 
 @app.command()
@@ -396,6 +414,8 @@ def _mount_data_app() -> None:
                                     f"dependencies: pip install -e .")
 
         return
+    for command in data_app.registered_commands:
+        command.callback = friendly_errors(command.callback)
     app.add_typer(data_app, name="data")
 
 

@@ -12,6 +12,7 @@ from mimsa.data.data_cli import data_app
 from mimsa.data.dataset import DataError
 from mimsa.data.registry import list_datasets, load_dataset
 from mimsa.data.store import load_dataset_dir
+from mimsa.errors import ConfigError
 
 from .helpers import assert_same, mmsa_object, write_pickle
 
@@ -28,7 +29,7 @@ def test_load_dataset_reads_paths_and_lists_names(tmp_path: Path) -> None:
     ds = load_dataset(str(path))
     assert ds.modalities == "tav"
     assert load_dataset(path, format="mmsa").ids == ds.ids
-    with pytest.raises(KeyError, match="unknown dataset 'nosuch'.*registered datasets: .*mosi"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nosuch'.*registered datasets: .*mosi"):
         load_dataset("nosuch")
 
 

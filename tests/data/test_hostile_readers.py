@@ -143,11 +143,26 @@ def conflicting_splits(folder: Path) -> Path:
 
 def stored(edit: Callable[[Path], Path]) -> Callable[[Path], tuple[Path, Path]]:
     def build(tmp: Path) -> tuple[Path, Path]:
-        source = write_pickle(mmsa_object(), tmp / "src" / "aligned_50.pkl"
-                              ) if (tmp / "src").mkdir() is None else None
+        (tmp / "src").mkdir()
+        source = write_pickle(mmsa_object(), tmp / "src" / "aligned_50.pkl")
         folder = save_dataset(read_path(source), tmp / "store")
         return folder, edit(folder)
     return build
+
+
+def rehash(folder: Path) -> None:
+    """Write the current sha256 of the data files into manifest.json (an edit that hides)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name in manifest["files"]:
+        manifest["files"][name] = sha256_file(folder / name)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def corrupt_arrays_same_sha(folder: Path) -> Path:
+    file = folder / "arrays.safetensors"
+    file.write_bytes(b"\xff" * 64)
+    rehash(folder)
+    return file
 
 
 def truncate_arrays(folder: Path) -> Path:
@@ -165,9 +180,7 @@ def ids_not_a_list(folder: Path) -> Path:
     samples = json.loads((folder / "samples.json").read_text())
     samples["ids"] = 7
     (folder / "samples.json").write_text(json.dumps(samples))
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"]["samples.json"] = sha256_file(folder / "samples.json")
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    rehash(folder)
     return folder / "samples.json"
 
 
@@ -197,6 +210,12 @@ def bom_without_video_id(tmp: Path) -> tuple[Path, Path]:
     return file.parent, file
 
 
+def mmim_zero_bytes(tmp: Path) -> tuple[Path, Path]:
+    folder = write_mmim(tmp / "mmim")
+    (folder / "test.pkl").write_bytes(b"")
+    return folder, folder / "test.pkl"
+
+
 def mmim_train_is_a_folder(tmp: Path) -> tuple[Path, Path]:
     folder = write_mmim(tmp / "mmim")
     (folder / "train.pkl").unlink()
@@ -204,12 +223,21 @@ def mmim_train_is_a_folder(tmp: Path) -> tuple[Path, Path]:
     return folder, folder / "train.pkl"
 
 
-def set_item(split: str, key: str, index: tuple, value: object) -> Callable[[dict], None]:
+def set_item(split: str, key: str, index: tuple, value: float, float64: bool = False
+             ) -> Callable[[dict], None]:
+    """Return an edit setting obj[split][key][index] = value (in a float64 copy if asked)."""
     def edit(obj: dict) -> None:
-        obj[split][key] = np.array(obj[split][key], dtype=np.float64) if key.endswith(
-            "lengths") or key == "audio" and value == 1e300 else obj[split][key]
+        if float64:
+            obj[split][key] = np.array(obj[split][key], dtype=np.float64)
         obj[split][key][index] = value
     return edit
+
+
+def object_with_string(values: np.ndarray, index: tuple) -> np.ndarray:
+    """Return `values` as an object array with the string 'loud' at `index`."""
+    out = values.astype(object)
+    out[index] = "loud"
+    return out
 
 
 def copy_id(src: str, dst: str) -> Callable[[dict], None]:
@@ -251,21 +279,26 @@ CASES = [
          ("vision of sample 'testvid1_1' holds 1 NaN/inf",)),
     Case("mmsa-label-out-of-range", mmsa_with(set_item("train", "regression_labels", (3,), 9.0)),
          ("label 9 of sample 'trainvid1_2' is outside",)),
-    Case("mmsa-length-past-end", mmsa_with(set_item("valid", "vision_lengths", (0,), 60)),
+    Case("mmsa-length-past-end", mmsa_with(set_item("valid", "vision_lengths", (0,), 60, True)),
          ("'valid/vision_lengths' of sample 'validvid0_1' is 60 but 'valid/vision' has only 6",)),
-    Case("mmsa-negative-length", mmsa_with(set_item("test", "audio_lengths", (2,), -1)),
+    Case("mmsa-negative-length", mmsa_with(set_item("test", "audio_lengths", (2,), -1, True)),
          ("'test/audio_lengths' of sample 'testvid1_1' is negative",)),
-    Case("mmsa-fractional-length", mmsa_with(set_item("train", "audio_lengths", (1,), 2.5)),
+    Case("mmsa-fractional-length", mmsa_with(set_item("train", "audio_lengths", (1,), 2.5, True)),
          ("'train/audio_lengths' of sample 'trainvid0_2' is 2.5",)),
     Case("mmsa-mismatched-counts", mmsa_with(lambda o: o["test"].__setitem__(
         "audio_lengths", o["test"]["audio_lengths"][:2])),
          ("split 'test' arrays have different numbers of samples", "'audio_lengths' 2")),
-    Case("mmsa-overflow", mmsa_with(set_item("train", "audio", (1, 0, 0), 1e300)),
+    Case("mmsa-overflow", mmsa_with(set_item("train", "audio", (1, 0, 0), 1e300, True)),
          ("'train/audio' of sample 'trainvid0_2' holds 1e+300",)),
     Case("mmsa-cross-split-id", mmsa_with(copy_id("train", "test")),
          ("sample id 'trainvid0_1' is in both train and test",)),
     Case("mmsa-text-not-strings", mmsa_with(replace("train", "raw_text", np.zeros((4, 2)))),
          ("'train/raw_text' has shape (4, 2)",)),
+    Case("mmsa-nan-transcript", mmsa_with(replace("valid", "raw_text",
+                                                  np.array(["a", np.nan, "c"], dtype=object))),
+         ("'valid/raw_text' of sample 'validvid0_2' is nan, not text",)),
+    Case("mmsa-bert-mask-not-binary", mmsa_with(set_item("test", "text_bert", (1, 1, 0), 2.0)),
+         ("'test/text_bert' of sample 'testvid0_2' has a mask row",)),
     Case("mmsa-folder-as-pickle", folder_named_like_a_pickle, ("is a folder",),
          {"format": "mmsa"}),
     # mult
@@ -276,6 +309,9 @@ CASES = [
     Case("mult-label-strings", mult_with(replace("train", "labels",
                                                  np.array([["x"]] * 4, dtype=object))),
          ("'train/labels' of sample 'trainvid0_0.0_1.0' is not a number",)),
+    Case("mult-object-features", mult_with(lambda o: o["valid"].__setitem__(
+        "audio", object_with_string(o["valid"]["audio"], (2, 1, 0)))),
+         ("'valid/audio' of sample 'validvid1_2.0_3.0' holds 'loud', not a number",)),
     Case("mult-class-labels", mult_with(replace("test", "labels", np.zeros((3, 2)))),
          ("'test/labels' has shape (3, 2)",)),
     Case("mult-missing-split", mult_with(lambda o: o.pop("valid")), ("missing key 'valid'",)),
@@ -286,7 +322,11 @@ CASES = [
          ("'vlen' of sample 'testv_1' is negative",)),
     Case("mmim-two-lengths", mmim_with("valid", set_mmim(2, 4, [3, 4])),
          ("'vlen' of sample 'validv_3' holds 2 values",)),
-    Case("mmim-zero-bytes", mmim_with("valid", lambda s: s.clear()), ("is empty",)),
+    Case("mmim-empty-split", mmim_with("valid", lambda s: s.clear()),
+         ("split 'valid' is empty",)),
+    Case("mmim-negative-token-id", mmim_with("train", set_mmim(0, 0, [3, -1, 4])),
+         ("'words' of sample 'trainv_1' holds a negative token id (-1)",)),
+    Case("mmim-zero-bytes", mmim_zero_bytes, ("truncated or corrupt pickle",)),
     Case("mmim-cross-split-id", lambda t: (mmim_with("test", lambda s: s.__setitem__(
         0, (*s[0][:2], "trainv_1")))(t)[0],) * 2, ("'trainv_1' is in both train and test",)),
     Case("mmim-train-is-a-folder", mmim_train_is_a_folder, ("is a folder",), {"format": "mmim"}),
@@ -318,6 +358,8 @@ CASES = [
     # mimsa's own format
     Case("mimsa-truncated-arrays", stored(truncate_arrays), ("does not match manifest.json",)),
     Case("mimsa-empty-manifest", stored(empty_manifest), ("unreadable JSON",)),
+    Case("mimsa-corrupt-arrays", stored(corrupt_arrays_same_sha),
+         ("unreadable safetensors file",)),
     Case("mimsa-ids-not-a-list", stored(ids_not_a_list), ("key 'ids' is int, expected a list",),
          {"format": "mimsa"}),
     Case("mimsa-label-range", stored(narrow_label_range),

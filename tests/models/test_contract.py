@@ -25,6 +25,17 @@ from mimsa.models.base import (
 
 SIZES = {"train": 12, "valid": 4, "test": 4}
 SUBSETS = ["".join(c) for n in (1, 2, 3) for c in combinations("tav", n)]
+# Models that live inside a pretrained transformer (they refuse other text encoders with a
+# ConfigError) are checked on a tiny random BERT saved to a folder (tests/encoders/helpers.py).
+TRANSFORMER_ONLY = {"mag_bert"}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from encoders.helpers import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -32,20 +43,24 @@ def _cases() -> list[tuple[str, str]]:
             if all(m in subset for m in cls.requires)]
 
 
-def _spec(modalities: str) -> tuple:
+def _spec(modalities: str, encoder_name: str = "auto") -> tuple:
     dataset = make_synthetic(sizes=SIZES)
-    encoder = {"name": "auto", "hidden": 16, "emb_dim": 8}
+    encoder = {"name": encoder_name, "hidden": 16, "emb_dim": 8}
     text = prepare_text(dataset, encoder) if "t" in modalities else TextSpec()
     return dataset, InputSpec(modalities, dataset.feature_dims(), text, encoder)
 
 
 @pytest.mark.parametrize(("name", "modalities"), _cases())
-def test_every_model_keeps_the_contract(name, modalities, tmp_path):
+def test_every_model_keeps_the_contract(name, modalities, tmp_path, request, monkeypatch):
+    encoder_name = "auto"
+    if name in TRANSFORMER_ONLY:
+        monkeypatch.setenv("MIMSA_CACHE", str(tmp_path / "cache"))  # token ids land there
+        encoder_name = str(request.getfixturevalue("tiny_bert"))
     torch.manual_seed(0)
-    dataset, spec = _spec(modalities)
+    dataset, spec = _spec(modalities, encoder_name)
     model = create_model(name, spec)
     assert isinstance(model, Model) and model.model_name == name
-    batch = collate(dataset, range(6), modalities)
+    batch = collate(dataset, range(6), modalities, spec.text.pad_id)
     out = model(batch)
     assert isinstance(out, ModelOutput)
     assert out.prediction.shape == (6,)

@@ -113,3 +113,13 @@ def test_a_second_writer_is_refused_with_one_line(tmp_path):
         line = _one_error_line(runner.invoke(app, ["train", "--out", str(run_dir), *TINY]))
     assert "being written by another mimsa process" in line
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]
+
+
+def test_community_data_train_with_all_defaults_and_say_which_encoder(tmp_path):
+    from tests.data.helpers import mmsa_object, write_pickle
+
+    path = write_pickle(mmsa_object(), tmp_path / "unaligned_50.pkl")
+    result = runner.invoke(app, ["train", "-d", str(path), "--out", str(tmp_path / "run"),
+                                 "--set", "train.epochs=1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "encoder.name=auto picked 'vocab'" in result.output

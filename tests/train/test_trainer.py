@@ -5,6 +5,7 @@ import torch
 
 from mimsa.eval.aggregate import write_seed_summary
 from mimsa.eval.evaluate import evaluate_run
+from mimsa.objectives.base import Objective
 from mimsa.train import trainer as trainer_mod
 from mimsa.train.run import RunError, train_run, train_seeds
 
@@ -114,10 +115,11 @@ def test_multi_seed_summary(tiny_cfg, tmp_path):
     assert again == results
 
 
-class Probe(torch.nn.Module):
+class Probe(Objective):
     """A test objective with its own optimizer: regresses a constant from the fusion rep."""
 
     optimizer = "probe"
+    terms = ("probe",)
     calls = 0
 
     def __init__(self, spec, reps_dims):

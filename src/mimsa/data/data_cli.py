@@ -1,15 +1,13 @@
 """`mimsa data ...`: inspect a dataset (by name or path) and convert it to mimsa's format.
 
-Mounted in the main CLI with `app.add_typer(data_app, name="data")`. Data problems print one
-red line on stderr and exit with code 2, never a traceback; warnings raised while reading
-(e.g. text decoded as latin-1) print one yellow line each.
+Mounted in the main CLI (`mimsa.cli`), which wraps every command here in its error contract:
+data problems (`MimsaError`) print one red line on stderr and exit with code 2, never a
+traceback; warnings raised while reading (e.g. text decoded as latin-1) print one yellow line
+each.
 """
 
 from __future__ import annotations
 
-import functools
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +18,6 @@ from rich.markup import escape
 
 from mimsa.data.dataset import DataError, MultimodalDataset
 from mimsa.data.registry import load_dataset
-from mimsa.errors import MimsaError
 
 data_app = typer.Typer(help="Inspect datasets and convert community formats to mimsa's own.",
                        no_args_is_help=True, add_completion=False)
@@ -41,22 +38,6 @@ DropOpt = Annotated[bool, typer.Option(
     "(train < valid < test) instead of refusing the dataset; the count goes in the card")]
 
 
-def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Return `fn` wrapped so data errors print one red line and exit with code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (MimsaError, KeyError, OSError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            lines = str(message).splitlines() or [type(exc).__name__]
-            _err.print(f"[red]error: {escape(lines[0])}[/red]")
-            raise typer.Exit(code=2) from None
-
-    return wrapper
-
-
 def _load(target: str, data_root: Path | None, format: str | None, trust_pickle: bool,
           nan_policy: str, drop_cross_split: bool = False) -> MultimodalDataset:
     """Return the dataset named or located by `target`; its warnings print as yellow lines."""
@@ -65,16 +46,9 @@ def _load(target: str, data_root: Path | None, format: str | None, trust_pickle:
     options: dict[str, Any] = {"nan_policy": nan_policy}
     if format is not None:
         options["format"] = format
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            return load_dataset(target, data_root=data_root, trust_pickle=trust_pickle,
-                                cross_split_duplicates="drop" if drop_cross_split else "error",
-                                **options)
-        finally:
-            for warning in caught:
-                line = (str(warning.message).splitlines() or [""])[0]
-                _err.print(f"[yellow]warning: {escape(line)}[/yellow]")
+    return load_dataset(target, data_root=data_root, trust_pickle=trust_pickle,
+                        cross_split_duplicates="drop" if drop_cross_split else "error",
+                        **options)
 
 
 def describe(ds: MultimodalDataset) -> str:
@@ -102,7 +76,6 @@ def describe(ds: MultimodalDataset) -> str:
 
 
 @data_app.command("inspect")
-@_fail_cleanly
 def inspect(
     target: Annotated[str, typer.Argument(help="registered dataset name or a file/folder")],
     data_root: DataRootOpt = None,
@@ -117,7 +90,6 @@ def inspect(
 
 
 @data_app.command("convert")
-@_fail_cleanly
 def convert(
     target: Annotated[str, typer.Argument(help="file/folder to read (or a registered name)")],
     to: Annotated[Path, typer.Option("--to", help="output folder (mimsa format)")],

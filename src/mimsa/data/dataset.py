@@ -179,9 +179,10 @@ class MultimodalDataset:
             if values is not None:
                 setattr(self, name, [values[i] for i in keep])
         detail = ", ".join(f"{k} {v}" for k, v in self.cross_split_dropped.items())
-        self.card.notes.append(f"{len(later)} samples whose id is also in an earlier split were "
-                               f"dropped from the later split (cross_split_duplicates=drop): "
-                               f"{detail}")
+        many = len(later) != 1
+        self.card.notes.append(f"{len(later)} sample{'s' if many else ''} whose id is also in "
+                               f"an earlier split {'were' if many else 'was'} dropped from the "
+                               f"later split (cross_split_duplicates=drop): {detail}")
 
     def _validate(self, source: str, nan_policy: NanPolicy, require_splits: Sequence[str]) -> None:
         seen: dict[str, int] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mimsa.data.dataset import CrossSplitPolicy, MultimodalDataset, check_cross_split_policy
+from mimsa.errors import ConfigError, ContractError
 
 
 @dataclass
@@ -28,7 +29,7 @@ def register_dataset(name: str, summary: str, needs_data_root: bool = True):
 
     def wrap(fn: Callable[..., MultimodalDataset]) -> Callable[..., MultimodalDataset]:
         if name in _DATASETS:
-            raise ValueError(f"dataset '{name}' is registered twice")
+            raise ContractError(f"dataset '{name}' is registered twice")
         _DATASETS[name] = DatasetEntry(name, fn, summary, needs_data_root)
         return fn
 
@@ -78,7 +79,7 @@ def load_dataset(name_or_path: str | Path, data_root: str | Path | None = None,
                          nan_policy=options.get("nan_policy", "error"),
                          cross_split_duplicates=policy)
     valid = ", ".join(sorted(_DATASETS))
-    raise KeyError(f"unknown dataset '{name}' and no such file or folder; registered "
+    raise ConfigError(f"unknown dataset '{name}' and no such file or folder; registered "
                    f"datasets: {valid}")
 
 

@@ -180,6 +180,8 @@ def load_pickle(path: str | Path, trust: bool = False) -> Any:
         pass
     try:
         return _py2_text(_load(path, trust, py2=True), {})
+    except RecursionError as exc:
+        raise DataError(f"{path}: pickle nested too deeply to read") from exc
     except UnicodeDecodeError as exc:  # latin-1 decodes any byte; kept for safety
         raise DataError(f"{path}: cannot decode the pickle's strings "
                         f"({_first_line(exc)})") from exc

@@ -6,8 +6,9 @@ Text input kinds:
               (words seen fewer than twice map to <unk>) → Embedding → LSTM
   features    the dataset's text feature sequences (e.g. GloVe, text-CNN) → LSTM
   <name>      a pretrained transformer (`minilm`, `mpnet`, a hub id in the local cache, a path)
-  auto        embedding if the dataset has token ids, else vocab if it has transcripts, else
-              features
+  auto        embedding if the dataset has token ids with their own vocabulary, else vocab if
+              it has transcripts, else features (token ids of a pretrained tokenizer, e.g. the
+              BERT ids of an MMSA pickle, need that tokenizer's model: name it)
 """
 
 from __future__ import annotations
@@ -55,6 +56,27 @@ class TextOutput:
     mask: torch.Tensor
 
 
+AUTO_CHOICES = {
+    "embedding": "the dataset's own token ids and vocabulary",
+    "vocab": "the transcripts, with a word vocabulary built on the train split",
+    "features": "the dataset's text feature sequences",
+}
+
+
+def auto_text_kind(dataset: MultimodalDataset) -> str:
+    """Return the text input kind `encoder.name=auto` picks for `dataset` (see the module
+    docstring); raises DataError when the dataset offers no text input at all."""
+    if dataset.text_ids is not None and dataset.vocab_size is not None:
+        return "embedding"
+    if dataset.text is not None:
+        return "vocab"
+    if dataset.text_feats is not None:
+        return "features"
+    raise DataError(f"{dataset.name}: no text input a local encoder can read (no transcripts, "
+                    f"no text features, token ids without a vocabulary); name a pretrained "
+                    f"encoder with encoder.name=<folder>, or drop text with data.modalities")
+
+
 def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
                  saved: TextSpec | None = None, cache: EncoderCache | None = None) -> TextSpec:
     """Decide the text input kind, attach token ids to `dataset` if needed; return the spec.
@@ -68,8 +90,7 @@ def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
     if "t" not in dataset.modalities:
         return TextSpec()
     if name == "auto":
-        name = ("embedding" if dataset.text_ids is not None
-                else "vocab" if dataset.text is not None else "features")
+        name = auto_text_kind(dataset)
     if name == "embedding":
         if dataset.text_ids is None or dataset.vocab_size is None:
             raise DataError(f"{dataset.name}: encoder 'embedding' needs token ids with a "

@@ -18,6 +18,7 @@ from torch import nn
 
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.weights import resolve_encoder
+from mimsa.errors import ConfigError
 
 POOLINGS = ("cls", "mean")
 
@@ -39,7 +40,7 @@ class TextEncoder(nn.Module):
                  freeze: bool = False, cache: EncoderCache | None = None) -> None:
         super().__init__()
         if pooling not in POOLINGS:
-            raise ValueError(f"text encoder pooling '{pooling}' is unknown; use one of "
+            raise ConfigError(f"text encoder pooling '{pooling}' is unknown; use one of "
                              f"{', '.join(POOLINGS)}")
         if isinstance(source, nn.Module):
             model = source

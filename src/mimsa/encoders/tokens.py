@@ -12,6 +12,7 @@ a later run reads the arrays back. Tokenizers load offline (local_files_only=Tru
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import warnings
@@ -23,7 +24,7 @@ import numpy as np
 
 from mimsa.data.corruptions import TokenizerWords
 from mimsa.encoders.weights import cache_root
-from mimsa.errors import DataError
+from mimsa.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from mimsa.data.dataset import MultimodalDataset
@@ -119,11 +120,46 @@ def tokenizer_words(tokenizer_dir: str | Path,
     return words
 
 
+# Models whose position ids start after the padding index (position = pad_id + 1 + i).
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")
+
+
+def position_limit(folder: Path) -> int | None:
+    """Return the most tokens the encoder in `folder` can take: the smaller of its config's
+    `max_position_embeddings` (less the padding offset of RoBERTa-style position ids) and the
+    tokenizer's declared `model_max_length`; None when neither file says. Reads the JSON
+    files only (no model is loaded)."""
+    limits = []
+    config = _read_json(folder / "config.json")
+    if isinstance(config.get("max_position_embeddings"), int):
+        offset = 0
+        if config.get("model_type") in _OFFSET_POSITIONS:
+            offset = int(config.get("pad_token_id") or 0) + 1
+        limits.append(config["max_position_embeddings"] - offset)
+    declared = _read_json(folder / "tokenizer_config.json").get("model_max_length")
+    if isinstance(declared, int | float) and 0 < declared < 1_000_000:
+        limits.append(int(declared))
+    return min(limits) if limits else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _tokenize(texts: list[str], tokenizer_dir: str | Path, max_length: int,
               cache: EncoderCache | None) -> tuple[list[np.ndarray], int]:
     if max_length < 2:
-        raise ValueError(f"max_length {max_length} cannot hold the special tokens; use >= 2")
+        raise ConfigError(f"encoder.max_length {max_length} cannot hold the special tokens; "
+                          f"use >= 2")
     folder = Path(tokenizer_dir).expanduser().resolve()
+    limit = position_limit(folder)
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"encoder.max_length {max_length} exceeds the {limit} positions the "
+                          f"encoder in {folder} has; use encoder.max_length <= {limit}")
     key = _token_key(folder, max_length, texts)
     if cache is not None and key in cache.token_ids:
         return cache.token_ids[key]
@@ -131,10 +167,6 @@ def _tokenize(texts: list[str], tokenizer_dir: str | Path, max_length: int,
     result = _read_tokens(path, len(texts))
     if result is None:
         tokenizer = load_tokenizer(folder, cache)
-        limit = tokenizer.model_max_length
-        if limit and limit < 1_000_000 and max_length > limit:
-            raise ValueError(f"max_length {max_length} exceeds the tokenizer's limit {limit} "
-                             f"({folder}); use encoder.max_length <= {limit}")
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length,
                             return_attention_mask=False, return_token_type_ids=False)
         lists = encoded["input_ids"]

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from mimsa.data.batch import Batch
+from mimsa.errors import ConfigError
 from mimsa.models.base import InputSpec, ModelOutput
 from mimsa.objectives.base import Objective, register_objective
 
@@ -53,7 +54,7 @@ def parse_pair(text: str) -> str:
     """Return pair `text` ("tv", "t->v", "t→v") as two letters "xy"; raise on anything else."""
     letters = str(text).replace("->", "").replace("→", "").replace(" ", "")
     if len(letters) != 2 or any(m not in "tav" for m in letters) or letters[0] == letters[1]:
-        raise ValueError(f"objective 'ba': pair '{text}' is not a pair of two different "
+        raise ConfigError(f"objective 'ba': pair '{text}' is not a pair of two different "
                          f"modalities; write it as 'tv' or 't->v' (x -> y, x and y in t, a, v)")
     return letters
 
@@ -65,7 +66,7 @@ def gaussian_log_likelihood(y: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     likelihood "faithful" leaves out the −½·logvar term (the published MMIM code).
     """
     if likelihood not in LIKELIHOODS:
-        raise ValueError(f"objective 'ba': likelihood '{likelihood}' is unknown; valid: "
+        raise ConfigError(f"objective 'ba': likelihood '{likelihood}' is unknown; valid: "
                          f"{', '.join(LIKELIHOODS)}")
     log_q = -(y - mu).pow(2) * torch.exp(-logvar) / 2
     if likelihood == "full":
@@ -108,7 +109,7 @@ class BABound(Objective):
                  detach_target: bool = False) -> None:
         super().__init__()
         if likelihood not in LIKELIHOODS:
-            raise ValueError(f"objective 'ba': likelihood '{likelihood}' is unknown; valid: "
+            raise ConfigError(f"objective 'ba': likelihood '{likelihood}' is unknown; valid: "
                              f"{', '.join(LIKELIHOODS)}")
         self.likelihood = likelihood
         self.detach_target = bool(detach_target)

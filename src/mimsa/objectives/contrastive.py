@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mimsa.data.batch import Batch
+from mimsa.errors import ConfigError
 from mimsa.models.base import InputSpec, ModelOutput
 from mimsa.objectives.base import Objective, register_objective
 
@@ -41,7 +42,7 @@ def label_bins(labels: torch.Tensor, bins: str = "class7") -> torch.Tensor:
         return torch.round(labels.clamp(-3.0, 3.0)).long()
     if bins == "sign":
         return torch.sign(labels).long()
-    raise ValueError(f"objective 'contrastive': bins '{bins}' is unknown; valid: "
+    raise ConfigError(f"objective 'contrastive': bins '{bins}' is unknown; valid: "
                      f"{', '.join(BINS)}")
 
 
@@ -81,16 +82,16 @@ class SupervisedContrastive(Objective):
                  bins: str = "class7") -> None:
         super().__init__()
         if any(m not in "tav" for m in str(modalities)):
-            raise ValueError(f"objective 'contrastive': modalities '{modalities}' must be a "
+            raise ConfigError(f"objective 'contrastive': modalities '{modalities}' must be a "
                              f"subset of 'tav'")
         if not float(temperature) > 0:
-            raise ValueError(f"objective 'contrastive': temperature must be > 0 "
+            raise ConfigError(f"objective 'contrastive': temperature must be > 0 "
                              f"(got {temperature})")
         if not float(negative_weight) >= 0:
-            raise ValueError(f"objective 'contrastive': negative_weight must be >= 0 "
+            raise ConfigError(f"objective 'contrastive': negative_weight must be >= 0 "
                              f"(got {negative_weight})")
         if bins not in BINS:
-            raise ValueError(f"objective 'contrastive': bins '{bins}' is unknown; valid: "
+            raise ConfigError(f"objective 'contrastive': bins '{bins}' is unknown; valid: "
                              f"{', '.join(BINS)}")
         self.modalities = [m for m in "tav" if m in str(modalities) and m in reps_dims]
         self.temperature = float(temperature)

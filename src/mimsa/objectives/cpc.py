@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mimsa.data.batch import Batch
+from mimsa.errors import ConfigError
 from mimsa.models.base import InputSpec, ModelOutput
 from mimsa.objectives.base import Objective, register_objective
 
@@ -49,10 +50,10 @@ class CPC(Objective):
         super().__init__()
         unknown = [m for m in modalities if m not in "tav"]
         if unknown:
-            raise ValueError(f"objective 'cpc': modalities '{modalities}' must be a subset of "
+            raise ConfigError(f"objective 'cpc': modalities '{modalities}' must be a subset of "
                              f"'tav'")
         if "fusion" not in reps_dims:
-            raise ValueError("objective 'cpc' needs a model with a 'fusion' representation")
+            raise ConfigError("objective 'cpc' needs a model with a 'fusion' representation")
         self.modalities = [m for m in "tav" if m in modalities and m in reps_dims]
         self.predictors = nn.ModuleDict({m: nn.Linear(reps_dims["fusion"], reps_dims[m])
                                          for m in self.modalities})

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from mimsa.data.batch import Batch
+from mimsa.errors import ConfigError
 from mimsa.models.base import InputSpec, ModelOutput
 from mimsa.objectives.base import Objective
 
@@ -65,10 +66,10 @@ class Critic(nn.Module):
                  activation: str = "relu", spectral: bool = False) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"critic: activation '{activation}' is unknown; valid: "
+            raise ConfigError(f"critic: activation '{activation}' is unknown; valid: "
                              f"{', '.join(ACTIVATIONS)}")
         if int(depth) < 0 or int(hidden) < 1:
-            raise ValueError(f"critic: depth must be >= 0 and hidden >= 1 (got depth {depth}, "
+            raise ConfigError(f"critic: depth must be >= 0 and hidden >= 1 (got depth {depth}, "
                              f"hidden {hidden})")
         layers: list[nn.Module] = []
         width = in_dim
@@ -98,10 +99,10 @@ def choose_reps(name: str, reps_dims: dict[str, int], reps: Sequence[str] | str 
         chosen = list(dict.fromkeys(str(m) for m in chosen))
         unknown = [m for m in chosen if m not in reps_dims]
         if unknown:
-            raise ValueError(f"objective '{name}': reps {', '.join(unknown)} are not reps of "
+            raise ConfigError(f"objective '{name}': reps {', '.join(unknown)} are not reps of "
                              f"the model; it declares {', '.join(reps_dims)}")
     if len(chosen) < 2:
-        raise ValueError(f"objective '{name}': a dependency penalty measures how modalities "
+        raise ConfigError(f"objective '{name}': a dependency penalty measures how modalities "
                          f"depend on each other, so it needs the reps of at least two "
                          f"modalities; the model declares reps {', '.join(reps_dims)} (use a "
                          f"model and data with two or more of t, a, v)")
@@ -133,7 +134,7 @@ class DependencyObjective(Objective):
         """Return u [B, D]: the chosen reps of aligned rows, concatenated."""
         missing = [m for m in self.reps if m not in reps]
         if missing:
-            raise ValueError(f"objective 'dependency_{self.kind}': the model output lacks reps "
+            raise ConfigError(f"objective 'dependency_{self.kind}': the model output lacks reps "
                              f"{', '.join(missing)}; it has {', '.join(reps)}")
         return torch.cat([reps[m] for m in self.reps], dim=-1)
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
+from mimsa.errors import ConfigError
 from mimsa.models.base import InputSpec
 from mimsa.objectives.base import register_objective
 from mimsa.objectives.critic import DependencyObjective
@@ -41,7 +42,7 @@ class DependencyKL(DependencyObjective):
                  activation: str = "relu", ema: float | None = None) -> None:
         super().__init__(spec, reps_dims, reps, hidden, depth, activation)
         if ema is not None and not 0.0 < float(ema) < 1.0:
-            raise ValueError(f"objective 'dependency_kl': ema must be in (0, 1) or null "
+            raise ConfigError(f"objective 'dependency_kl': ema must be in (0, 1) or null "
                              f"(got {ema})")
         self.ema = None if ema is None else float(ema)
         if self.ema is not None:

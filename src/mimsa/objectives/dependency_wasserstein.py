@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
+from mimsa.errors import ConfigError
 from mimsa.models.base import InputSpec
 from mimsa.objectives.base import register_objective
 from mimsa.objectives.critic import DependencyObjective
@@ -40,10 +41,10 @@ class DependencyWasserstein(DependencyObjective):
                  activation: str = "relu", gamma: float = 10.0,
                  lipschitz: str = "penalty") -> None:
         if lipschitz not in LIPSCHITZ:
-            raise ValueError(f"objective 'dependency_wasserstein': lipschitz '{lipschitz}' is "
+            raise ConfigError(f"objective 'dependency_wasserstein': lipschitz '{lipschitz}' is "
                              f"unknown; valid: {', '.join(LIPSCHITZ)}")
         if float(gamma) < 0:
-            raise ValueError(f"objective 'dependency_wasserstein': gamma must be >= 0 "
+            raise ConfigError(f"objective 'dependency_wasserstein': gamma must be >= 0 "
                              f"(got {gamma})")
         super().__init__(spec, reps_dims, reps, hidden, depth, activation,
                          spectral=lipschitz == "spectral")

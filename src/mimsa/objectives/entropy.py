@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from mimsa.data.batch import Batch
+from mimsa.errors import ConfigError
 from mimsa.models.base import InputSpec, ModelOutput
 from mimsa.objectives.base import Objective, register_objective
 
@@ -78,7 +79,7 @@ class GaussianEntropy(Objective):
         super().__init__()
         unknown = [m for m in modalities if m not in "tav"]
         if unknown or int(memory) < 0:
-            raise ValueError(f"objective 'entropy': modalities must be a subset of 'tav' and "
+            raise ConfigError(f"objective 'entropy': modalities must be a subset of 'tav' and "
                              f"memory >= 0 (got modalities='{modalities}', memory={memory})")
         self.modalities = [m for m in "tav" if m in modalities and m in reps_dims]
         self.memory, self.eps = int(memory), float(eps)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 
 from mimsa.config import DEFAULTS
+from mimsa.errors import ConfigError
 
 KINDS = ("kl", "js", "wasserstein")
 CRITIC_REPS = ("fresh", "reuse")
@@ -51,25 +52,25 @@ def apply_penalty(cfg: dict) -> dict:
         return cfg
     kind = str(kind).lower()
     if kind not in KINDS:
-        raise ValueError(f"penalty.kind '{section['kind']}' is unknown; valid: "
+        raise ConfigError(f"penalty.kind '{section['kind']}' is unknown; valid: "
                          f"{', '.join(KINDS)} (or null for no penalty)")
     for other, keys in KIND_OPTIONS.items():
         for key in keys:
             if other != kind and section[key] != DEFAULT_PENALTY[key]:
-                raise ValueError(f"penalty.{key} applies to penalty.kind={other} only "
+                raise ConfigError(f"penalty.{key} applies to penalty.kind={other} only "
                                  f"(this run has kind {kind})")
     weight, steps = float(section["weight"]), int(section["critic_steps"])
     if steps < 1:
-        raise ValueError(f"penalty.critic_steps must be >= 1 (got {section['critic_steps']})")
+        raise ConfigError(f"penalty.critic_steps must be >= 1 (got {section['critic_steps']})")
     critic_reps = str(section["critic_reps"])
     if critic_reps not in CRITIC_REPS:
-        raise ValueError(f"penalty.critic_reps '{critic_reps}' is unknown; valid: "
+        raise ConfigError(f"penalty.critic_reps '{critic_reps}' is unknown; valid: "
                          f"{', '.join(CRITIC_REPS)}")
     name = f"dependency_{kind}"
     out = copy.deepcopy(cfg)
     objectives = out.setdefault("objectives", {}) or {}
     if name in objectives:
-        raise ValueError(f"penalty.kind={kind} and objectives.{name} are both set; configure "
+        raise ConfigError(f"penalty.kind={kind} and objectives.{name} are both set; configure "
                          f"the penalty in one place")
     objectives[name] = {k: section[k] for k in (*CRITIC_OPTIONS, *KIND_OPTIONS[kind])}
     out["objectives"] = objectives
@@ -103,7 +104,7 @@ def penalise_stages(stages: list[dict], weight: float, critic_steps: int,
                 continue
             terms = dict(step.get("terms") or {"task": 1.0})
             if "dependency" in terms or "critic_loss" in terms:
-                raise ValueError(f"stage '{stage.get('name', 'main')}' already uses the "
+                raise ConfigError(f"stage '{stage.get('name', 'main')}' already uses the "
                                  f"dependency terms; remove them or unset penalty.kind")
             critic = {"optimizer": "critic", "terms": {"critic_loss": 1.0},
                       "repeat": critic_steps}

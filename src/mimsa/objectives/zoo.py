@@ -2,10 +2,14 @@
 
 from mimsa.objectives import (  # noqa: F401
     ba_bound,
+    cmd,
     contrastive,
     cpc,
     dependency_js,
     dependency_kl,
     dependency_wasserstein,
     entropy,
+    reconstruction,
+    soft_orthogonality,
+    ulgm,
 )

@@ -25,26 +25,29 @@ from mimsa.atomic import atomic_write_text, remove_stale_temporaries
 from mimsa.data.corruptions import Augmentation
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.data.registry import load_dataset
-from mimsa.encoders.builder import TextSpec, prepare_text, text_words
+from mimsa.encoders.builder import AUTO_CHOICES, TextSpec, prepare_text, text_words
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import share_cache
-from mimsa.errors import RunError
+from mimsa.errors import ConfigError, RunError
 from mimsa.models.base import InputSpec, check_model_options, create_model
 from mimsa.objectives.base import check_objective_options, create_objective
 from mimsa.objectives.penalty_config import apply_penalty
 from mimsa.train.checkpoint import (
     RESUME,
+    SPEC,
     frozen_encoders,
     load_checkpoint,
     load_model_state,
     load_objective_state,
     load_resume_state,
+    read_spec,
 )
 from mimsa.train.display import QuietDisplay
 from mimsa.train.inputs import (
     check_data_fingerprint,
     check_inputs,
     data_fingerprint,
+    input_record,
     saved_input_spec,
 )
 from mimsa.train.lock import run_lock
@@ -68,7 +71,7 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
     unknown = [m for m in wanted if m not in "tav"]
     missing = [m for m in wanted if m not in available]
     if unknown or missing:
-        raise ValueError(f"data.modalities '{wanted}': {dataset.name} offers '{available}' "
+        raise ConfigError(f"data.modalities '{wanted}': {dataset.name} offers '{available}' "
                          f"(use a subset of t, a, v)")
     modalities = "".join(m for m in "tav" if m in wanted)
     if "t" in modalities:
@@ -227,6 +230,16 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     seed_everything(int(cfg["seed"]))
     cache = cache if cache is not None else EncoderCache()
     dataset, spec = prepare_data(cfg, cache=cache)
+    if cfg["encoder"]["name"] == "auto" and spec.text.source in AUTO_CHOICES and not resume:
+        (display or QuietDisplay()).note(
+            f"text encoder: encoder.name=auto picked '{spec.text.source}' for {dataset.name} "
+            f"({AUTO_CHOICES[spec.text.source]}); set encoder.name to choose another")
+    if resume and (run_dir / SPEC).is_file():  # the data must be those the run trained on
+        saved_spec = read_spec(run_dir)
+        check_inputs(saved_spec["inputs"], spec, str(run_dir), dataset)
+        check_data_fingerprint(saved_spec.get("data_fingerprint"),
+                               data_fingerprint(dataset, spec.modalities), str(run_dir),
+                               strict=True)
     run_cfg = apply_penalty(cfg)  # config.yaml keeps the compact `penalty` section
     model, objectives = build_model(run_cfg, spec)
     for objective in objectives.values():
@@ -236,7 +249,8 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     if augment is not None:
         augment = augment.bind(dataset, spec, text_words(spec.text, cache))
     checkpoint_spec = {"model": cfg["model"]["name"], "model_config": cfg["model"],
-                       "inputs": spec.to_dict(), "dataset": dataset.name,
+                       "inputs": input_record(spec, dataset), "dataset": dataset.name,
+                       "data_fingerprint": data_fingerprint(dataset, spec.modalities),
                        "objectives": list(objectives), "seed": cfg["seed"],
                        "frozen_encoders": frozen_encoders(model)}
     trainer = Trainer(model, objectives, dataset, run_cfg, checkpoint_spec, run_dir,

@@ -110,6 +110,9 @@ def decode_text(value: Any, path: Path | str, key: str, sample: str,
     With a list `latin1`, "key of sample 'x'" is appended to it (report them all at once with
     `warn_latin1`); without one, a warning naming the file, key and sample is issued now.
     """
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        raise DataError(f"{path}: '{key}' of sample '{sample}' is {value}, not text; fill in "
+                        f"the missing text or drop the sample")
     text, fallback = text_value(value)
     if fallback:
         place = f"'{key}' of sample '{sample}'"
@@ -235,6 +238,30 @@ def cut(seq: np.ndarray, length: Any, path: Path | str, key: str, sample: str,
     return seq[: max(1, n)]
 
 
+def numeric_array(value: np.ndarray, path: Path | str, key: str,
+                  samples: Sequence[str] | None = None) -> np.ndarray:
+    """Return `value` when it holds numbers; an object array of numbers becomes float64.
+
+    Strings, booleans or objects that are not numbers raise DataError naming the key and, when
+    `samples` names the first axis, the sample.
+    """
+    if value.dtype.kind in "iuf":
+        return value
+    if value.dtype == object:
+        try:
+            return value.astype(np.float64)
+        except (ValueError, TypeError):
+            pass
+        for index, item in np.ndenumerate(value):
+            try:
+                float(item)
+            except (ValueError, TypeError):
+                where = f" of sample '{samples[index[0]]}'" if samples is not None else ""
+                raise DataError(f"{path}: '{key}'{where} holds {str(item)[:40]!r}, not a "
+                                f"number") from None
+    raise DataError(f"{path}: key '{key}' has dtype {value.dtype}; expected numbers")
+
+
 def float32_array(value: np.ndarray, path: Path | str, key: str,
                   samples: Sequence[str] | None = None) -> np.ndarray:
     """Return numeric `value` as float32; a finite value too large for float32 raises DataError.
@@ -280,6 +307,9 @@ def token_ids(value: Any, path: Path | str, key: str, sample: str) -> np.ndarray
                         f"({_one_line(exc)})") from exc
     if arr.size and (not np.isfinite(arr).all() or (arr != np.round(arr)).any()):
         raise DataError(f"{path}: '{key}' of sample '{sample}' holds non-integer token ids")
+    if arr.size and arr.min() < 0:
+        raise DataError(f"{path}: '{key}' of sample '{sample}' holds a negative token id "
+                        f"({arr.min():g})")
     return arr.astype(np.int64)
 
 
@@ -362,10 +392,11 @@ def require_file(path: Path, what: str = "file") -> Path:
 
 
 def read_csv_table(path: Path) -> list[tuple[int, list[str]]]:
-    """Return the non-blank rows of a CSV file as (line number, fields).
+    """Return the non-blank rows of a CSV file as (line number where the row starts, fields).
 
-    Text is UTF-8 with or without a byte-order mark; CRLF and LF line ends both work. A file
-    that is not UTF-8 or not CSV raises DataError naming the line.
+    Text is UTF-8 with or without a byte-order mark; CRLF and LF line ends both work, and a
+    quoted field may span lines. A file that is not UTF-8 or not CSV raises DataError naming
+    the line.
     """
     data = require_file(path, "CSV file").read_bytes()
     try:
@@ -376,13 +407,14 @@ def read_csv_table(path: Path) -> list[tuple[int, list[str]]]:
                         f"0x{data[exc.start]:02x}); save the file as UTF-8") from exc
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[int, list[str]]] = []
+    start = 1
     try:
         for fields in reader:
             if any(f.strip() for f in fields):
-                rows.append((reader.line_num, fields))
+                rows.append((start, fields))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise DataError(f"{path}: line {reader.line_num + 1} is not valid CSV "
-                        f"({_one_line(exc)})") from exc
+        raise DataError(f"{path}: line {start} is not valid CSV ({_one_line(exc)})") from exc
     return rows
 
 

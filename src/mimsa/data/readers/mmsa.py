@@ -39,6 +39,7 @@ from mimsa.data.readers._common import (
     decode_column,
     float32_array,
     label_column,
+    numeric_array,
     require,
     text_array,
     warn_latin1,
@@ -140,7 +141,14 @@ def split_samples(part: Any, path: Path, split: str, latin1: list[str] | None = 
         if bert.shape[1] != 3:
             raise DataError(f"{path}: key '{split}/text_bert' has shape {bert.shape}; expected "
                             f"[N, 3, T] (ids, mask, segment ids)")
-        mask_len = bert[:, 1, :].astype(np.float64).sum(axis=1).astype(np.int64)
+        bert = numeric_array(bert, path, f"{split}/text_bert", ids)
+        arrays["text_bert"] = bert
+        mask = bert[:, 1, :]
+        if not np.isin(mask, (0, 1)).all():
+            k = int(np.argmax(~np.isin(mask, (0, 1)).all(axis=1)))
+            raise DataError(f"{path}: key '{split}/text_bert' of sample '{ids[k]}' has a mask "
+                            f"row (index 1) with values other than 0 and 1")
+        mask_len = mask.astype(np.float64).sum(axis=1).astype(np.int64)
 
     text = None
     if "raw_text" in arrays:
@@ -167,9 +175,9 @@ def _bert_ids(bert: np.ndarray | None, ids: list[str], path: Path, split: str
         tokens = row[0].astype(np.float64)
         mask = row[1].astype(np.float64) > 0
         kept = tokens[mask]
-        if (kept != np.round(kept)).any() or not np.isfinite(kept).all():
+        if (kept != np.round(kept)).any() or not np.isfinite(kept).all() or (kept < 0).any():
             raise DataError(f"{path}: key '{split}/text_bert' of sample '{sid}' holds "
-                            f"non-integer token ids")
+                            f"non-integer or negative token ids")
         out.append(kept.astype(np.int64))
     return out
 
@@ -180,9 +188,7 @@ def _sequences(arrays: dict[str, np.ndarray], key: str, length_key: str | None,
     """Return the per-sample sequences of `key` cut to their real lengths, or None if absent."""
     if key not in arrays:
         return None
-    data = arrays[key]
-    if not np.issubdtype(data.dtype, np.number):
-        raise DataError(f"{path}: key '{split}/{key}' has dtype {data.dtype}; expected numbers")
+    data = numeric_array(arrays[key], path, f"{split}/{key}", ids)
     data = float32_array(data, path, f"{split}/{key}", ids)
     if length_key is not None and length_key in arrays:
         lengths, name = arrays[length_key], f"{split}/{length_key}"

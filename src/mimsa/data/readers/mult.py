@@ -33,6 +33,7 @@ from mimsa.data.readers._common import (
     decode_text,
     float32_array,
     label_column,
+    numeric_array,
     require,
     text_array,
     unique_ids,
@@ -112,10 +113,6 @@ def _split_samples(part: Any, path: Path, split: str, latin1: list[str]
     if flat.shape[1] != 1:
         raise DataError(f"{path}: key '{split}/labels' has shape {labels.shape}; mimsa reads "
                         f"one sentiment score per sample ([N, 1, 1]), not class labels")
-    for key, arr in arrays.items():
-        if not np.issubdtype(arr.dtype, np.number):
-            raise DataError(f"{path}: key '{split}/{key}' has dtype {arr.dtype}; expected "
-                            f"numbers")
     if raw_ids is None:
         id_rows = [(f"{split}_{i:05d}",) for i in range(n)]
     else:
@@ -123,7 +120,8 @@ def _split_samples(part: Any, path: Path, split: str, latin1: list[str]
                          for v in np.atleast_1d(row)) for k, row in enumerate(raw_ids)]
     names = ["_".join(r) for r in id_rows]
     label_list = label_column(flat[:, 0], path, f"{split}/labels", names)
-    fields = {field: list(float32_array(arrays[key], path, f"{split}/{key}", names))
+    fields = {field: list(float32_array(numeric_array(arrays[key], path, f"{split}/{key}",
+                                                      names), path, f"{split}/{key}", names))
               for key, field in _MODALITIES}
     return id_rows, label_list, fields
 
