@@ -177,6 +177,7 @@ def evaluate(
 ) -> None:
     """Re-evaluate a finished run's selected checkpoint on valid and test (a run trained with
     the `ulgm` objective also gets RUN/unimodal_labels.csv, its generated unimodal labels)."""
+    from mimsa.encoders.cache import EncoderCache
     from mimsa.eval.evaluate import evaluate_run
     from mimsa.eval.unimodal_labels import write_unimodal_labels
 
@@ -191,9 +192,10 @@ def evaluate(
         raise RunError(f"{run_dir}: no run found (expected config.yaml or seed-*/)")
     if transform is not None:
         console.print(f"[bold]{transform.describe()}[/bold]", highlight=False)
+    cache = EncoderCache()  # shared by the seeds: a frozen encoder encodes each text once
     for run in runs:
         title = str(run) + (f"  (dropped {transform.drop}, fill {fill})" if transform else "")
-        _print_metrics(evaluate_run(run, transform=transform), title)
+        _print_metrics(evaluate_run(run, transform=transform, cache=cache), title)
         labels = write_unimodal_labels(run)
         if labels is not None:
             console.print(f"generated unimodal labels of the training split: {labels}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -10,6 +13,7 @@ from mimsa.encoders import tokens as K
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import TextEncoder
 from mimsa.encoders.weights import cache_root
+from mimsa.errors import ConfigError
 
 from .helpers import WORDS
 
@@ -67,13 +71,15 @@ def test_without_a_cache_nothing_is_kept_in_memory(tiny_dir, monkeypatch) -> Non
     assert len(calls) == 2  # a fresh tokenizer each time: no process-wide state
 
 
-def test_tokenize_rejects_length_beyond_tokenizer(tiny_dir, monkeypatch) -> None:
-    cache = EncoderCache()
-    tokenizer = K.load_tokenizer(tiny_dir, cache)
-    monkeypatch.setattr(tokenizer, "model_max_length", 16)
-    with pytest.raises(ValueError, match="max_length 50 exceeds"):
-        K.tokenize_texts(TEXTS, tiny_dir, max_length=50, cache=cache)
-    with pytest.raises(ValueError, match="max_length 1 cannot hold"):
+def test_tokenize_rejects_length_beyond_the_encoder_positions(tiny_dir, tmp_path) -> None:
+    short = tmp_path / "short"
+    shutil.copytree(tiny_dir, short)
+    config = json.loads((short / "config.json").read_text())
+    (short / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 16}))
+    (short / "tokenizer_config.json").unlink(missing_ok=True)  # no declared limit at all
+    with pytest.raises(ConfigError, match="max_length 50 exceeds the 16 positions"):
+        K.tokenize_texts(TEXTS, short, max_length=50, cache=EncoderCache())
+    with pytest.raises(ConfigError, match="max_length 1 cannot hold"):
         K.tokenize_texts(TEXTS, tiny_dir, max_length=1)
 
 

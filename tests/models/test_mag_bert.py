@@ -268,3 +268,32 @@ def test_penalty_and_mmim_objectives_attach_by_configuration(mag_cfg, tmp_path):
     row = json.loads((tmp_path / "mmim" / "history.jsonl").read_text().splitlines()[-1])
     assert {"mi/lld", "main/nce", "main/lld", "main/H"} <= set(row)
     assert all(v == v for v in row.values() if isinstance(v, float))  # no NaN
+
+
+def test_mmsa_aligned_pickles_are_read_as_word_aligned(tiny_bert):
+    """An MMSA aligned_50.pkl carries one frame per BERT token (cut to the mask length by the
+    reader); re-tokenised with the same WordPiece vocabulary, every sample maps 1:1."""
+    import numpy as np
+
+    from mimsa.data.readers.mmsa import from_object
+
+    words = "the movie was really good bad boring fun i liked it not".split()
+    rng = np.random.default_rng(0)
+    obj = {}
+    for split, n in (("train", 4), ("valid", 2), ("test", 2)):
+        texts = [" ".join(words[i: i + 2 + i % 3]) for i in range(n)]
+        width = 8
+        mask = np.array([[1.0] * (len(t.split()) + 2) + [0.0] * (width - len(t.split()) - 2)
+                         for t in texts])  # [CLS] words [SEP], padded
+        obj[split] = {"id": np.array([f"{split}v$_${i}" for i in range(n)], dtype=object),
+                      "raw_text": np.array(texts, dtype=object),
+                      "text_bert": np.stack([mask * 5, mask, 0 * mask], axis=1),
+                      "audio": rng.standard_normal((n, width, 5)).astype(np.float32),
+                      "vision": rng.standard_normal((n, width, 3)).astype(np.float32),
+                      "regression_labels": rng.uniform(-3, 3, n).astype(np.float32)}
+    ds = from_object(obj, tiny_bert.parent / "aligned_50.pkl")
+    encoder = {"name": str(tiny_bert)}
+    spec = InputSpec("tav", ds.feature_dims(), prepare_text(ds, encoder), encoder)
+    model = create_model("mag_bert", spec)
+    model(collate(ds, range(len(ds.ids)), "tav", spec.text.pad_id))
+    assert model.alignment_used == {"a": {"word_aligned": 8}, "v": {"word_aligned": 8}}

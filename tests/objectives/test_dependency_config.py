@@ -74,10 +74,10 @@ def test_critic_reps_reuse_puts_the_critic_step_after_the_model_step():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("penalty.kind=mine", "penalty.kind 'mine' is unknown"),
-    ("penalty.critic_reps=stale", "penalty.critic_reps 'stale' is unknown"),
+    ("penalty.kind=mine", "penalty.kind='mine' is not allowed: .*'kl', 'js' or 'wasserstein'"),
+    ("penalty.critic_reps=stale", "penalty.critic_reps='stale' is not allowed: .*'fresh'"),
     ("penalty.ema=0.99", "penalty.ema applies to penalty.kind=kl only"),
-    ("penalty.critic_steps=0", "critic_steps must be >= 1"),
+    ("penalty.critic_steps=0", "critic_steps=0 is not allowed: .*greater than or equal to 1"),
 ])
 def test_bad_penalty_settings_are_one_line_errors(override, message):
     overrides = ["penalty.kind=js"] + [override]

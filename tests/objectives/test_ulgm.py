@@ -195,3 +195,9 @@ def test_a_model_without_self_mm_reps_is_refused_in_one_line():
         create_objective("ulgm", SPEC, {"t": 4, "a": 4, "fusion": 8})
     with pytest.raises(ConfigError, match="no unimodal head"):
         create_objective("ulgm", SPEC, DIMS, modalities="")
+
+
+def test_an_unbound_objective_refuses_to_train():
+    objective = create_objective("ulgm", SPEC, DIMS)
+    with pytest.raises(RuntimeError, match="never bound"):
+        objective(*batch_of(["a"]))

@@ -10,7 +10,6 @@ from mimsa.data.corruptions import Corruption
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.encoders.builder import text_words
 from mimsa.encoders.cache import EncoderCache
-from mimsa.encoders.text import share_cache
 from mimsa.metrics import score
 from mimsa.models.base import InputSpec
 from mimsa.train.inference import predict
@@ -38,9 +37,7 @@ def evaluate_run(run_dir: Path, transform: Any = None, *, cache: EncoderCache | 
     `cache` (e.g. one shared by several evaluations of frozen-encoder runs) keeps the frozen
     states between calls. Raises RunError when `run_dir` is not a finished run.
     """
-    cfg, model, dataset, spec = load_run(run_dir)
-    if cache is not None:
-        share_cache(model, cache)
+    cfg, model, dataset, spec = load_run(run_dir, cache)
     transform = bind_transform(transform, dataset, spec, cache)
     out = {}
     for split in ("valid", "test"):

@@ -1,5 +1,7 @@
-"""`lmf`: Low-rank Multimodal Fusion (Liu, Shen, Lakshminarasimhan, Liang, Zadeh, Morency,
-ACL 2018).
+"""`lmf`: Low-rank Multimodal Fusion (Liu et al., ACL 2018): tfn with a factorised fusion.
+
+Liu, Shen, Lakshminarasimhan, Liang, Zadeh, Morency: "Efficient Low-rank Multimodal Fusion with
+Modality-Specific Factors", ACL 2018.
 
 TFN's first post-fusion layer maps z = vec(⊗_m [h_m; 1]) (size Π(d_m + 1)) to `hidden` units
 with a weight tensor W [hidden, d_t+1, d_a+1, d_v+1]. LMF writes W as a sum of `rank` outer

@@ -1,9 +1,9 @@
-"""`mag_bert`: the Multimodal Adaptation Gate inside a pretrained transformer (Rahman et al.,
-ACL 2020, arXiv 1908.05787, §3 "Multimodal Adaptation Gate", eqs. 1-5 there).
+"""`mag_bert`: the Multimodal Adaptation Gate inside a pretrained transformer (ACL 2020).
 
-After layer k of the text transformer (`inject_after`; 0 = the embedding output, where the
-authors' code applies it), each token state Z_i [D] is shifted by the audio (a_i) and visual
-(v_i) features at that token:
+Rahman et al., "Integrating Multimodal Information in Large Pretrained Transformers", ACL 2020
+(arXiv 1908.05787), section "Multimodal Adaptation Gate". After layer k of the text
+transformer (`inject_after`; 0 = the embedding output, where the authors' code applies it),
+each token state Z_i [D] is shifted by the audio (a_i) and visual (v_i) features at that token:
 
   g_v = ReLU(W_gv [v_i; Z_i]),  g_a = ReLU(W_ga [a_i; Z_i])        gates [D] (with bias)
   H_i = g_v ⊙ W_v v_i + g_a ⊙ W_a a_i                               displacement [D]
@@ -78,7 +78,7 @@ CASES = ("word_aligned", "broadcast", "resampled")
 
 def scaled_shift(z: torch.Tensor, h: torch.Tensor, beta_shift: float,
                  eps: float = 1e-6) -> torch.Tensor:
-    """Return α·H with α = min(β_shift·‖Z‖/‖H‖, 1) per token (MAG's scaling, paper eq. 5).
+    """Return α·H with α = min(β_shift·‖Z‖/‖H‖, 1) per token (MAG's scaling, Rahman 2020).
 
     z, h [..., D]; the result has their shape and norm ≤ min(β_shift·‖Z‖, ‖H‖) per token. A
     zero H (‖H‖ read as 1) gives a zero shift; `eps` guards the division as in the authors'

@@ -1,5 +1,7 @@
-"""`misa`: Modality-Invariant and -Specific Representations (Hazarika, Zimmermann, Poria,
-ACM MM 2020).
+"""`misa`: Modality-Invariant and -Specific Representations (Hazarika et al., ACM MM 2020).
+
+Hazarika, Zimmermann, Poria: "MISA: Modality-Invariant and -Specific Representations for
+Multimodal Sentiment Analysis", ACM Multimedia 2020.
 
 Per present modality m, an utterance vector projected to width d (`hidden`):
   text     the configured text encoder's vector (the paper: the masked mean of BERT's last

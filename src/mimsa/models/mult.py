@@ -1,5 +1,7 @@
-"""`mult`: Multimodal Transformer for unaligned sequences (Tsai, Bai, Liang, Kolter, Morency,
-Salakhutdinov, ACL 2019).
+"""`mult`: Multimodal Transformer for unaligned sequences (Tsai et al., ACL 2019).
+
+Tsai, Bai, Liang, Kolter, Morency, Salakhutdinov: "Multimodal Transformer for Unaligned
+Multimodal Language Sequences", ACL 2019.
 
 Inputs, per present modality m, a sequence X_m [B, T_m, D_m] with its real length (the
 modalities may have different lengths: nothing is aligned):

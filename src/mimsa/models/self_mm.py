@@ -51,7 +51,8 @@ class SubtaskHead(nn.Module):
 
 @register_model("self_mm")
 class SelfMM(Model):
-    """Self-MM's encoders and four heads; label generation lives in `objectives/ulgm.py`."""
+    """Self-MM's encoders and heads (see the module docstring); label generation lives in
+    `objectives/ulgm.py`. Raises `ConfigError` when the data offer no modality."""
 
     def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 16,
                  audio_out: int = 16, vision_hidden: int = 32, vision_out: int = 32,

@@ -1,4 +1,7 @@
-"""`tfn`: Tensor Fusion Network (Zadeh, Chen, Poria, Cambria, Morency, EMNLP 2017).
+"""`tfn`: Tensor Fusion Network (Zadeh et al., EMNLP 2017): fusion by an outer product.
+
+Zadeh, Chen, Poria, Cambria, Morency: "Tensor Fusion Network for Multimodal Sentiment
+Analysis", EMNLP 2017.
 
 Each present modality m gets a small subnetwork that gives one vector h_m [B, d_m]:
 

@@ -58,8 +58,11 @@ thuiar/MMSA, trains/multiTask/SELF_MM.py), read by us:
 a run resumes (the saved count is that of the last finished epoch). An objective that is never
 reset stays at epoch 0 and only stores features.
 
-Options: modalities (the unimodal spaces to label, default all the model has), bound (H),
-eps, zero_is_positive.
+Options: modalities (the unimodal spaces to label, default all the model has), bound (H, in
+label units: the sentiment scale [-3, 3]), eps, zero_is_positive.
+Errors: `ConfigError` (one line) at construction for a model without feat_m / feat_<s> /
+pred_<s> reps (ulgm needs `self_mm`'s heads) or a bad option; `RuntimeError` (a bug in the
+run code) when a training step reaches an objective that was never bound to a dataset.
 """
 
 from __future__ import annotations
@@ -177,6 +180,9 @@ class UnimodalLabels(Objective):
     def forward(self, output: ModelOutput, batch: Batch) -> dict[str, torch.Tensor]:
         """Return {"unimodal": Σ_s mean_b tanh(|y_s − y_m|)·|ŷ_s − y_s|} (a scalar) with the
         stored labels; in training mode, then update the memory for the batch's train ids."""
+        if self.training and not self._rows:
+            raise RuntimeError("objective 'ulgm' was never bound to the run's dataset; call "
+                               "bind(dataset) after constructing it")
         device = output.reps["feat_m"].device
         memory = self.seen.device
         rows = torch.tensor([self._rows.get(sid, -1) for sid in batch.ids], dtype=torch.long)

@@ -30,7 +30,7 @@ from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import share_cache
 from mimsa.errors import ConfigError, RunError
 from mimsa.models.base import InputSpec, check_model_options, create_model
-from mimsa.objectives.base import check_objective_options, create_objective
+from mimsa.objectives.base import check_objective_options, create_objective, list_objectives
 from mimsa.objectives.penalty_config import apply_penalty
 from mimsa.train.checkpoint import (
     RESUME,
@@ -110,7 +110,20 @@ def check_run_config(cfg: dict) -> None:
     for name, opts in (run_cfg.get("objectives") or {}).items():
         check_objective_options(name, {k: v for k, v in (opts or {}).items() if k != "enabled"})
     train = run_cfg["train"]
-    apply_term_weights([Stage.from_config(s) for s in train["stages"]], train["term_weights"])
+    stages = apply_term_weights([Stage.from_config(s) for s in train["stages"]],
+                                train["term_weights"])
+    objective_classes = list_objectives()
+    declared = ["task", *(t for name in run_cfg.get("objectives") or {}
+                          for t in objective_classes[name].terms)]
+    for stage in stages:
+        for step in stage.steps:
+            missing = [t for t in step.terms if t not in declared]
+            if missing:
+                raise ConfigError(f"train.stages: stage '{stage.name}' uses term(s) "
+                                  f"{', '.join(missing)} that no objective provides; available: "
+                                  f"{', '.join(dict.fromkeys(declared))} (add the objective "
+                                  f"under objectives:, or set the term's weight to 0 in "
+                                  f"train.term_weights)")
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -230,10 +243,6 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     seed_everything(int(cfg["seed"]))
     cache = cache if cache is not None else EncoderCache()
     dataset, spec = prepare_data(cfg, cache=cache)
-    if cfg["encoder"]["name"] == "auto" and spec.text.source in AUTO_CHOICES and not resume:
-        (display or QuietDisplay()).note(
-            f"text encoder: encoder.name=auto picked '{spec.text.source}' for {dataset.name} "
-            f"({AUTO_CHOICES[spec.text.source]}); set encoder.name to choose another")
     if resume and (run_dir / SPEC).is_file():  # the data must be those the run trained on
         saved_spec = read_spec(run_dir)
         check_inputs(saved_spec["inputs"], spec, str(run_dir), dataset)
@@ -265,6 +274,12 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
             atomic_write_text(run_dir / CONFIG, config_mod.dump(cfg))
             for note in notes:
                 (display or QuietDisplay()).note(f"{run_dir}: resumed with {note}")
+            if cfg["encoder"]["name"] == "auto" and spec.text.source in AUTO_CHOICES \
+                    and not resume:
+                (display or QuietDisplay()).note(
+                    f"text encoder: encoder.name=auto picked '{spec.text.source}' for "
+                    f"{dataset.name} ({AUTO_CHOICES[spec.text.source]}); set encoder.name to "
+                    f"choose another")
             result = trainer.fit(resume=saved)
         except BaseException:
             if created is not None and not resume and not _has_progress(run_dir):
@@ -344,8 +359,12 @@ def train_seeds(cfg: dict, seeds: list[int], out_dir: Path, *, resume: bool = Fa
     return results
 
 
-def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSpec]:
+def load_run(run_dir: Path, cache: EncoderCache | None = None
+             ) -> tuple[dict, nn.Module, MultimodalDataset, InputSpec]:
     """Return (config, trained model in eval mode, dataset, input spec) of a finished run.
+
+    `cache` (e.g. one shared by the seeds of a multi-seed run) keeps tokenizers, token ids and
+    a frozen encoder's states and weight digests between loads.
 
     The trained objectives (e.g. a dependency critic) are attached as `model.objectives`.
     Before the model is built, the data are compared with those the run was trained on
@@ -361,7 +380,7 @@ def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSp
     where = str(run_dir)
     saved = saved_input_spec(spec_json, where)
     cfg["data"]["modalities"] = saved.modalities
-    dataset, spec = prepare_data(cfg, saved_text=saved.text)
+    dataset, spec = prepare_data(cfg, saved_text=saved.text, cache=cache)
     check_inputs(spec_json["inputs"], spec, where, dataset)  # before the model is built
     if spec_json.get("data_fingerprint"):
         check_data_fingerprint(spec_json["data_fingerprint"],
@@ -369,6 +388,8 @@ def load_run(run_dir: Path) -> tuple[dict, nn.Module, MultimodalDataset, InputSp
     model, objectives = build_model(cfg, spec)
     for objective in objectives.values():
         objective.bind(dataset)
+    if cache is not None:
+        share_cache(model, cache)
     load_model_state(model, state, spec_json.get("frozen_encoders") or {}, where)
     objective_state = load_objective_state(run_dir, spec_json)
     if objective_state:
