@@ -17,8 +17,8 @@ A name is `<dataset>_<model>[-<variant>]_<encoder>`:
             minilm-frozen, mpnet-frozen: the transformer frozen, mean pooling (these are
             sentence-embedding models trained with mean pooling), each transcript encoded once
             per process; at most 30 epochs, patience 6 (only the small networks learn)
-A group (finetuned, frozen, issue4 ... issue7, reuse) names several runs. Finished runs (summary.csv
-present) are skipped and an interrupted one resumes, so the script can be re-run after a stop.
+A group (finetuned, frozen, issue4 ... issue7, issue17, reuse) names several runs. Finished runs
+(summary.csv present) are skipped and an interrupted one resumes, so the script can be re-run after a stop.
 Running many frozen runs in one process pays the transformer once per dataset.
 """
 
@@ -55,6 +55,11 @@ VARIANTS = {
     "aug": ["data.augment={name: feature_noise, rate: 0.5}"],
 }
 FINETUNED_MOSEI = ["train.epochs=3", "train.patience=2"]
+# Per-model additions. mag_bert's preset has the paper's single lr 1e-5 for everything: frozen,
+# only its gate and head learn, at the lr of our other new parameters; fine-tuned, it gets the
+# optimisation of the rows it is paired with (encoder 5e-5, the rest 1e-3).
+MODEL_SETS = {("mag_bert", "frozen"): ["train.lr=1e-3"],
+              ("mag_bert", "finetuned"): ["encoder.lr=5e-5", "train.lr=1e-3"]}
 PENALTIES = ("kl", "js", "wasserstein")
 HOSTS = ["late_fusion", "mmim"]
 
@@ -82,6 +87,12 @@ GROUPS: dict[str, list[str]] = {
                     ["minilm-frozen"]),
     "issue7": _names(["mosi", "poria"], ["late_fusion", "mmim", "mecam", "mecam-aug"],
                      ["minilm-frozen"]),
+    # Self-MM and MAG-BERT beside the hosts they are compared with; each with each penalty
+    "issue17": _names(["mosi", "poria"], ["late_fusion", "self_mm", "mag_bert"],
+                      ["minilm-frozen"])
+    + _names(["mosi"], [f"{h}-{p}" for h in ("self_mm", "mag_bert") for p in PENALTIES],
+             ["minilm-frozen"])
+    + _names(["mosi"], ["late_fusion", "mmim", "self_mm", "mag_bert"], ["minilm"]),
 }
 GROUPS["finetuned"] = [n for g in GROUPS.values() for n in g if n.endswith(("_minilm",
                                                                            "_mpnet"))]
@@ -100,7 +111,9 @@ def parse(name: str) -> tuple[str, str, list[str]]:
             # replace the encoder's epoch budget only; a variant's train.* settings stay
             encoder_sets = [o for o in encoder_sets if not o.startswith("train.")]
             encoder_sets += FINETUNED_MOSEI
-        return model, DATASETS[dataset], [*encoder_sets, *VARIANTS[variant]]
+        kind = "frozen" if encoder.endswith("-frozen") else "finetuned"
+        return model, DATASETS[dataset], [*encoder_sets, *MODEL_SETS.get((model, kind), []),
+                                          *VARIANTS[variant]]
     except (KeyError, ValueError, TypeError) as err:
         raise SystemExit(f"run name '{name}' does not parse: {err!r} (see --help)") from None
 

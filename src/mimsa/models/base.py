@@ -63,6 +63,7 @@ class Model(nn.Module):
       reps_dims: dict[str, int]  set in `__init__`: the width D of each entry of `reps`,
                                  "fusion" and one per unimodal vector it exposes ("t", "a", "v"
                                  for present modalities; models may add documented keys)
+      run_record() -> dict       optional: facts recorded in model.json (default {})
       forward(batch: Batch) -> ModelOutput
                                  prediction [B] (sentiment score, unbounded; the task loss
                                  compares it with labels in [-3, 3]); reps {key: [B, D]} with
@@ -76,6 +77,12 @@ class Model(nn.Module):
 
     def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - the contract
         raise NotImplementedError
+
+    def run_record(self) -> dict[str, Any]:
+        """Return facts about how the model read its inputs during training, written into the
+        run's model.json with every checkpoint (JSON-serialisable; e.g. mag_bert's alignment of
+        audio/visual frames to tokens). The default records nothing."""
+        return {}
 
 
 _MODELS: dict[str, type[Model]] = {}

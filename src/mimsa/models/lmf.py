@@ -5,7 +5,7 @@ Modality-Specific Factors", ACL 2018.
 
 TFN's first post-fusion layer maps z = vec(⊗_m [h_m; 1]) (size Π(d_m + 1)) to `hidden` units
 with a weight tensor W [hidden, d_t+1, d_a+1, d_v+1]. LMF writes W as a sum of `rank` outer
-products of modality-specific factors W_m^(r) [d_m+1, hidden] (Liu et al., eqs. 5-6):
+products of modality-specific factors W_m^(r) [d_m+1, hidden] (Liu et al., section 3):
 
     W[o, i, j, k] = Σ_r W_t^(r)[i, o] · W_a^(r)[j, o] · W_v^(r)[k, o]
 

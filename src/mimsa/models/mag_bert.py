@@ -38,9 +38,11 @@ either excluded): token j of n reads frame position j·(l−1)/(n−1) of l fram
   broadcast     the same vector at every token when l = 1 (utterance-level features, e.g.
                 the shipped `mosi` and `mosi-poria`),
   resampled     a linear resampling otherwise (unaligned sequences).
-The authors' code gives [CLS] and [SEP] zero features; here they get the interpolated ones
-(for an utterance vector that is the token the head reads). Which case each sample met is
-counted in `alignment_used` ({modality: {case: number of distinct samples}}) for model.json.
+It is one rule, so an unaligned sample whose counts match by chance is still mapped correctly
+(and counted as word_aligned). The authors' driver gives [CLS] and [SEP] zero features; here
+they get the interpolated ones (for an utterance vector, [CLS] is the token the head reads).
+Which case each sample met is counted in `alignment_used` ({modality: {case: number of
+distinct samples}}) for model.json.
 
 reps (all of width D, the transformer's hidden size):
   "t"       mean over real tokens of the states ENTERING the gate (layer k's output, text
@@ -56,6 +58,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -266,6 +269,11 @@ class MAGBert(Model):
             counts = {case: sum(c == case for c in by_id.values()) for case in CASES}
             out[m] = {case: n for case, n in counts.items() if n}
         return out
+
+    def run_record(self) -> dict[str, Any]:
+        """model.json gets "alignment": how audio/visual frames reached the tokens
+        (`alignment_used`)."""
+        return {"alignment": self.alignment_used}
 
     def token_features(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Return {modality: features at token positions [B, T, D_m]} (`frames_to_tokens`),

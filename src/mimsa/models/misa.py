@@ -11,13 +11,13 @@ Per present modality m, an utterance vector projected to width d (`hidden`):
            LayerNorm between them, both layers' final states concatenated)
   u_m = LayerNorm(ReLU(Linear(·, d))) for text from a pretrained encoder, LayerNorm(ReLU(·))
         for the others (the LSTM's Linear is the projection)                    [B, d]
-Subspaces (paper §3.2):
+Subspaces (paper: modality representation learning):
   invariant  h_m^c = σ(Linear_shared(u_m))       one encoder SHARED by all modalities
   specific   h_m^p = σ(Linear_m(u_m))            one PRIVATE encoder per modality
   recon      û_m = Linear_dec(h_m^c + h_m^p)     one decoder shared by all modalities (the
                                                  paper; the published code has one per
                                                  modality: shared_decoder=false)
-Fusion (paper §3.4): the 2·n vectors [h_t^p, h_a^p, h_v^p, h_t^c, h_a^c, h_v^c] (those
+Fusion (paper: modality fusion): the 2·n vectors [h_t^p, h_a^p, h_v^p, h_t^c, h_a^c, h_v^c] (those
 present) as a sequence through one transformer encoder layer (`heads` heads, feed-forward
 2048, dropout 0.1, post-norm: PyTorch's layer as the published code uses it), its outputs
 concatenated [B, 2n·d] → Linear(2n·d, n·d) → Dropout → ReLU = "fusion" → Linear(n·d, 1).

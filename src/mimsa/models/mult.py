@@ -12,11 +12,11 @@ modalities may have different lengths: nothing is aligned):
 Padded positions are set to 0 first, so nothing beyond a sequence's end reaches the model.
 
   1. Temporal convolution: P_m = Conv1d(D_m → d, kernel k_m, 'same' padding, no bias)(X_m)
-     [B, T_m, d] (paper §3.1).
+     [B, T_m, d] (paper: temporal convolutions).
   2. Each transformer below first embeds its inputs as Dropout(√d · P + PE) with sinusoidal
-     positions PE (paper §3.1 and the published code).
+     positions PE (paper: positional embedding; the published code).
   3. Crossmodal transformer source → target for every ordered pair of present modalities
-     (paper §3.2): `layers` pre-norm blocks, each
+     (paper: crossmodal transformers): `layers` pre-norm blocks, each
          Y ← Y + Dropout(MHA(LN(Y), LN(X), LN(X)))     queries: the target's steps; keys and
                                                        values: the source's, padding masked
          Y ← Y + Dropout(FFN(LN(Y)))                   FFN = Linear(d, 4d) → ReLU → Dropout →
@@ -26,7 +26,8 @@ Padded positions are set to 0 first, so nothing beyond a sequence's end reaches 
      self-attention transformer (`self_layers` blocks of the same form with X = Y, width
      (n−1)·d); its output at the target's LAST REAL step (index length − 1) is h_m.
   5. c = concat_m h_m → residual MLP: f = c + Linear(Dropout(ReLU(Linear(c)))) → score =
-     Linear(f) (paper §3.3, the published code's output block).
+     Linear(f) (paper: self-attention transformers and prediction; the published code's
+     output block).
 
 Any two or three modalities give the published model. ONE modality has no crossmodal pair: its
 projected sequence goes straight to its self-attention transformer (width d) — a unimodal

@@ -13,9 +13,9 @@ Each present modality m gets a small subnetwork that gives one vector h_m [B, d_
            acoustic and visual subnetworks: three ReLU layers on the average over frames; the
            input BatchNorm is from the LMF authors' code, which also served as their TFN)
 
-Fusion (paper eq. 1): z = vec(⊗_m [h_m; 1]) over the present modalities in the order t, a, v
-(`tensor_fusion`), of size Π_m(d_m + 1). The appended 1 keeps every unimodal and bimodal term:
-z viewed as [B, d_t+1, d_a+1, d_v+1] holds h_t at [:, :d_t, d_a, d_v], h_a at
+Fusion (the paper's tensor fusion layer): z = vec(⊗_m [h_m; 1]) over the present modalities in
+the order t, a, v (`tensor_fusion`), of size Π_m(d_m + 1). The appended 1 keeps every unimodal
+and bimodal term: z viewed as [B, d_t+1, d_a+1, d_v+1] holds h_t at [:, :d_t, d_a, d_v], h_a at
 [:, d_t, :d_a, d_v], their outer product at [:, :d_t, :d_a, d_v], and 1 at [:, d_t, d_a, d_v].
 Then the sentiment inference subnetwork: Dropout(z) → Linear(Π(d_m+1), hidden) → ReLU →
 Linear(hidden, hidden) → ReLU → Linear(hidden, 1) (paper: two hidden ReLU layers).
@@ -54,7 +54,7 @@ def tensor_fusion(vectors: list[torch.Tensor]) -> torch.Tensor:
 
     The flattening is row-major with the first vector's index slowest, so
     z.view(B, d_1+1, d_2+1, ...)[:, i, j, ...] = [h_1;1]_i · [h_2;1]_j · ... (Zadeh et al.
-    2017, eq. 1). One vector gives z = [h_1; 1]."""
+    2017, tensor fusion layer). One vector gives z = [h_1; 1]."""
     z = None
     for h in vectors:
         h1 = torch.cat([h, h.new_ones(h.shape[0], 1)], dim=-1)

@@ -1,16 +1,16 @@
 """`cmd`: central moment discrepancy between the modality-invariant vectors (MISA's similarity).
 
-Central moment discrepancy (Zellinger et al., ICLR 2017, eq. 4), for samples X, Y [B, D] of two
+Central moment discrepancy (Zellinger et al., ICLR 2017), for samples X, Y [B, D] of two
 distributions on [a, b]^D, with the moments taken over the batch (per dimension):
 
     CMD_K(X, Y) = ‖E X − E Y‖₂ / |b − a| + Σ_{k=2}^{K} ‖c_k(X) − c_k(Y)‖₂ / |b − a|^k,
     c_k(X) = E (X − E X)^k   (elementwise power)
 
-It is a metric on distributions with support in [a, b] matched up to their K-th moments: zero
-when those moments agree, growing with a shift of the mean (first term) or of the spread
-(k = 2, ...). MISA (Hazarika et al., ACM MM 2020, eq. 5) applies it to its invariant vectors,
-which are sigmoid outputs in [0, 1] (so |b − a| = 1 and the scaling is 1; as in the published
-code, no scaling is applied), with K = 5.
+It is zero exactly when the means and the central moments up to order K agree (a pseudo-metric;
+with K → ∞ it is a metric on distributions on [a, b], Zellinger et al.), and grows with a shift
+of the mean (first term) or of the spread (k = 2, ...). MISA (Hazarika et al., ACM MM 2020,
+similarity loss) applies it to its invariant vectors, which are sigmoid outputs in [0, 1] (so
+|b − a| = 1 and the scaling is 1; as in the published code, no scaling is applied), with K = 5.
 
 Term "sim" = the mean of CMD_K(inv_m, inv_n) over the pairs of present modalities (the published
 code: the three pairs summed and divided by 3), minimised by the main optimizer (weight β in

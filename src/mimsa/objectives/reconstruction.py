@@ -1,6 +1,6 @@
 """`reconstruction`: mean squared error between reconstructed and original vectors (MISA).
 
-MISA (Hazarika et al., ACM MM 2020, eq. 7) decodes h_m^c + h_m^p back to the projected
+MISA (Hazarika et al., ACM MM 2020, reconstruction loss) decodes h_m^c + h_m^p back to the projected
 utterance vector u_m and penalises L_recon = (1/n) Σ_m ‖u_m − û_m‖₂² / d_m, the mean squared
 error per entry averaged over the n present modalities (the published code: the three MSEs
 summed and divided by 3). Gradients reach both u_m and û_m, as in the published code.

@@ -2,7 +2,7 @@
 
 For two batches H_1 [B, D_1], H_2 [B, D_2], each centred over the batch and each row scaled to
 unit L2 norm (Ĥ), the soft orthogonality constraint (Bousmalis et al., NeurIPS 2016; MISA,
-Hazarika et al., ACM MM 2020, eq. 6) is
+Hazarika et al., ACM MM 2020, difference loss) is
 
     ‖Ĥ_1ᵀ Ĥ_2‖_F²   (reduction "sum", as the paper writes it)
 

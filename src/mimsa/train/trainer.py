@@ -363,7 +363,8 @@ class Trainer:
                     state.update(best_epoch=epoch,
                                  best_state={"model": self._model_state(),
                                              "objectives": to_cpu_state(self.objectives)})
-                    save_checkpoint(self.run_dir, state["best_state"]["model"], self.spec,
+                    save_checkpoint(self.run_dir, state["best_state"]["model"],
+                                    {**self.spec, **self.model.run_record()},
                                     state["best_state"]["objectives"])
                 row["best"] = keep
                 state["history"].append(row)
