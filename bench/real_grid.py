@@ -18,7 +18,8 @@ A name is `<dataset>_<model>[-<variant>]_<encoder>`:
             sentence-embedding models trained with mean pooling), each transcript encoded once
             per process; at most 30 epochs, patience 6 (only the small networks learn)
 A group (finetuned, frozen, issue4 ... issue7, issue17, reuse) names several runs. Finished runs
-(summary.csv present) are skipped and an interrupted one resumes, so the script can be re-run after a stop.
+(summary.csv present) are skipped and an interrupted one resumes, so the script can be re-run
+after a stop.
 Running many frozen runs in one process pays the transformer once per dataset.
 """
 
