@@ -17,9 +17,9 @@ A name is `<dataset>_<model>[-<variant>]_<encoder>`:
             minilm-frozen, mpnet-frozen: the transformer frozen, mean pooling (these are
             sentence-embedding models trained with mean pooling), each transcript encoded once
             per process; at most 30 epochs, patience 6 (only the small networks learn)
-A group (finetuned, frozen, issue4 ... issue7, issue17, reuse) names several runs. Finished runs
-(summary.csv present) are skipped and an interrupted one resumes, so the script can be re-run
-after a stop.
+A group (finetuned, frozen, issue4 ... issue7, issue17, issue18, issue18-penalties, reuse) names
+several runs. Finished runs (summary.csv present) are skipped and an interrupted one resumes, so
+the script can be re-run after a stop.
 Running many frozen runs in one process pays the transformer once per dataset.
 """
 
@@ -63,6 +63,8 @@ MODEL_SETS = {("mag_bert", "frozen"): ["train.lr=1e-3"],
               ("mag_bert", "finetuned"): ["encoder.lr=5e-5", "train.lr=1e-3"]}
 PENALTIES = ("kl", "js", "wasserstein")
 HOSTS = ["late_fusion", "mmim"]
+ZOO = ["late_fusion", "ef_lstm", "tfn", "lmf", "mult", "misa", "mmim", "mecam", "self_mm",
+       "mag_bert"]
 
 
 def _names(datasets, models, encoders) -> list[str]:
@@ -94,6 +96,13 @@ GROUPS: dict[str, list[str]] = {
     + _names(["mosi"], [f"{h}-{p}" for h in ("self_mm", "mag_bert") for p in PENALTIES],
              ["minilm-frozen"])
     + _names(["mosi"], ["late_fusion", "mmim", "self_mm", "mag_bert"], ["minilm"]),
+    # the field's standard models, paired to late_fusion; then the penalties across the zoo
+    "issue18": _names(["mosi", "poria"], ["late_fusion", "tfn", "lmf", "mult", "misa"],
+                      ["minilm-frozen"])
+    + _names(["mosi"], ["mult", "misa"], ["minilm"]),
+    "issue18-penalties": _names(["mosi"], [f"{h}{v}" for h in ZOO
+                                           for v in ("", *(f"-{p}" for p in PENALTIES))],
+                                ["minilm-frozen"]),
 }
 GROUPS["finetuned"] = [n for g in GROUPS.values() for n in g if n.endswith(("_minilm",
                                                                            "_mpnet"))]

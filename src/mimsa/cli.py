@@ -126,6 +126,9 @@ def train(
         raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
     check_run_config(cfg)
     given = config_mod.explicit_values(cfg, sources)
+    if seed_list and "seed" in given and [given["seed"]] != seed_list:
+        raise ConfigError(f"seed={given['seed']} is set and --seeds {' '.join(map(str, seed_list))}"
+                          f" is given; give the seeds in one place")
     name = f"{cfg['model']['name']}_{Path(str(cfg['data']['name'])).name}"
     out = out or Path("runs") / f"{name}_{time.strftime('%Y%m%d-%H%M%S')}"
     display = _display(quiet)

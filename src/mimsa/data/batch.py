@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -123,3 +124,22 @@ def iterate_batches(dataset: MultimodalDataset, index: np.ndarray, batch_size: i
         lengths = np.array([len(x) for x in dataset.text_ids])
     for chunk in batch_indices(index, batch_size, shuffle=shuffle, rng=rng, lengths=lengths):
         yield collate(dataset, chunk, modalities, pad_id)
+
+
+class BatchTransform(Protocol):
+    """The contract of a test-time batch transform (`mimsa.data.drop.ModalityDrop`, the
+    corruptions of `mimsa.data.corruptions`): bound once to a run's data, then applied to every
+    evaluation batch before the model.
+
+      bind(dataset, spec, words=None) -> bound transform
+          dataset: the run's MultimodalDataset (e.g. for training-split statistics); spec: the
+          run's InputSpec; words: the tokenizer's word table when text is read by a pretrained
+          tokenizer (`mimsa.encoders.builder.text_words`), else None
+      __call__(batch) -> batch   the same sample ids and tensor shapes [B, T, D], new content
+    """
+
+    def bind(self, dataset: MultimodalDataset, spec: Any, words: Any = None
+             ) -> BatchTransform: ...
+
+    def __call__(self, batch: Batch) -> Batch: ...
+

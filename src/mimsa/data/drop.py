@@ -98,8 +98,9 @@ class ModalityDrop:
         return (f"dropped at test time: {', '.join(self.drop)} (fill {self.fill}: "
                 f"{FILL_TEXT[self.fill]})")
 
-    def bind(self, dataset: MultimodalDataset, spec) -> ModalityDrop:
-        """Return a copy ready for the run whose data is `dataset` and inputs `spec`."""
+    def bind(self, dataset: MultimodalDataset, spec, words: object = None) -> ModalityDrop:
+        """Return a copy ready for the run whose data is `dataset` and inputs `spec` (`words`
+        is unused: the `BatchTransform` contract passes it to every transform)."""
         missing = [m for m in self.drop if m not in spec.modalities]
         if missing:
             raise ConfigError(f"--drop {''.join(missing)}: the run uses modalities "

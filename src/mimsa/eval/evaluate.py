@@ -4,9 +4,8 @@ transformed inputs (a modality drop, a corruption)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from mimsa.data.corruptions import Corruption
+from mimsa.data.batch import BatchTransform
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.encoders.builder import text_words
 from mimsa.encoders.cache import EncoderCache
@@ -16,21 +15,18 @@ from mimsa.train.inference import predict
 from mimsa.train.run import load_run
 
 
-def bind_transform(transform: Any, dataset: MultimodalDataset, spec: InputSpec,
-                   cache: EncoderCache | None = None) -> Any:
-    """Return `transform` bound to a run's data: a `Corruption` with the tokenizer's words
-    (pretrained text), anything else with a `bind(dataset, spec)` method (e.g. `ModalityDrop`)
-    through it, the rest (None, plain callables) unchanged. Raises ConfigError when it does not
-    fit the run."""
-    if isinstance(transform, Corruption):
-        return transform.bind(dataset, spec, text_words(spec.text, cache))
-    if callable(getattr(transform, "bind", None)):
-        return transform.bind(dataset, spec)
-    return transform
+def bind_transform(transform: BatchTransform | None, dataset: MultimodalDataset,
+                   spec: InputSpec, cache: EncoderCache | None = None) -> BatchTransform | None:
+    """Return `transform` bound to a run's data (see `mimsa.data.batch.BatchTransform`; the
+    tokenizer's words go with it when the run reads text through a pretrained tokenizer).
+    Raises ConfigError when it does not fit the run."""
+    if transform is None:
+        return None
+    return transform.bind(dataset, spec, text_words(spec.text, cache))
 
 
-def evaluate_run(run_dir: Path, transform: Any = None, *, cache: EncoderCache | None = None
-                 ) -> dict[str, dict[str, float]]:
+def evaluate_run(run_dir: Path, transform: BatchTransform | None = None, *,
+                 cache: EncoderCache | None = None) -> dict[str, dict[str, float]]:
     """Return valid and test metrics of a finished run's selected checkpoint.
 
     `transform(batch) -> batch` is applied before the model, bound first (`bind_transform`).

@@ -65,7 +65,8 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
     data = cfg["data"]
     dataset = load_dataset(data["name"], data["root"], nan_policy=data["nan_policy"],
                            seed=data["synthetic_seed"], sizes=data.get("synthetic_sizes"),
-                           trust_pickle=data["trust_pickle"])
+                           trust_pickle=data["trust_pickle"],
+                           cross_split_duplicates=data["cross_split_duplicates"])
     available = dataset.modalities
     wanted = data["modalities"] or available
     unknown = [m for m in wanted if m not in "tav"]
