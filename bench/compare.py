@@ -3,8 +3,10 @@
     python bench/compare.py REF_DIR OTHER_DIR ... [--metrics MAE Corr Non0_acc_2] [--out FILE]
 
 Each DIR is a `mimsa train --seeds ...` output (seed-*/metrics.json). Differences are paired by
-seed (other − reference) and reported as mean ± std with n; "exceeds spread" says whether
-|mean difference| is larger than the larger of the two runs' seed std.
+seed (other − reference) and reported as mean ± std with n and the two-sided p-value of a paired
+t-test over the shared seeds (scipy.stats.ttest_rel; with n = 5 seeds only large, consistent
+differences reach p < 0.05, and several comparisons at once call for a correction such as
+Holm's); "*" marks p < 0.05.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import ttest_rel
 
 PERCENT = ("acc", "F1")
 
@@ -40,6 +43,17 @@ def stats(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
+def paired_p(values: list[float], reference: list[float]) -> float:
+    """Return the two-sided p-value of a paired t-test (1.0 when every difference is 0, NaN
+    with fewer than two pairs)."""
+    diff = np.asarray(values, float) - np.asarray(reference, float)
+    if len(diff) < 2:
+        return float("nan")
+    if np.allclose(diff, 0):
+        return 1.0
+    return float(ttest_rel(values, reference).pvalue)
+
+
 def compare(ref: Path, others: list[Path], metrics: list[str], labels: list[str]) -> str:
     """Return a Markdown table: each run's mean ± std and paired difference to `ref`."""
     ref_runs = load(ref)
@@ -50,8 +64,8 @@ def compare(ref: Path, others: list[Path], metrics: list[str], labels: list[str]
         cells = [fmt(k, *stats([m[k] for m in runs.values()])) for k in metrics]
         lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
     if others:
-        lines += ["", f"Paired difference to {labels[0]} (same seeds; * = |mean| exceeds the "
-                  "larger seed std of the two runs):", "", header, lines[1]]
+        lines += ["", f"Paired difference to {labels[0]} (same seeds; p: paired t-test, "
+                  "two-sided; * = p < 0.05):", "", header, lines[1]]
         for label, run in zip(labels[1:], others, strict=True):
             runs = load(run)
             seeds = sorted(set(runs) & set(ref_runs))
@@ -59,9 +73,8 @@ def compare(ref: Path, others: list[Path], metrics: list[str], labels: list[str]
             for k in metrics:
                 diff = [runs[s][k] - ref_runs[s][k] for s in seeds]
                 mean, std = stats(diff)
-                spread = max(stats([runs[s][k] for s in seeds])[1],
-                             stats([ref_runs[s][k] for s in seeds])[1])
-                cells.append(fmt(k, mean, std) + (" *" if abs(mean) > spread else ""))
+                p = paired_p([runs[s][k] for s in seeds], [ref_runs[s][k] for s in seeds])
+                cells.append(f"{fmt(k, mean, std)} (p={p:.2f}){' *' if p < 0.05 else ''}")
             lines.append(f"| {label} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
