@@ -20,7 +20,10 @@ from mimsa import config as config_mod
 from mimsa.errors import ConfigError, MimsaError, MissingExtraError, RunError
 from mimsa.metrics import format_metrics_table
 
-app = typer.Typer(help="Multimodal sentiment analysis with information-theoretic fusion.",
+app = typer.Typer(help="Multimodal sentiment analysis with information-theoretic fusion.\n\n"
+                  "Errors you can fix (a setting, a file, a run directory) are one red line and "
+                  "exit code 2; anything else is a bug in mimsa, printed with its traceback "
+                  "(exit code 1). --debug shows every traceback.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 err_console = Console(stderr=True)
@@ -178,8 +181,11 @@ def evaluate(
         "--fill", help="what replaces a dropped modality: zero, or mean (its training-split "
                        "mean feature vector; not for token-id text)")] = "zero",
 ) -> None:
-    """Re-evaluate a finished run's selected checkpoint on valid and test (a run trained with
-    the `ulgm` objective also gets RUN/unimodal_labels.csv, its generated unimodal labels)."""
+    """Re-evaluate a finished run's selected checkpoint on valid and test.
+
+    A run trained with the `ulgm` objective (self_mm) also gets RUN/unimodal_labels.csv: the
+    unimodal labels it generated for the training split.
+    """
     from mimsa.encoders.cache import EncoderCache
     from mimsa.eval.evaluate import evaluate_run
     from mimsa.eval.unimodal_labels import write_unimodal_labels
@@ -353,8 +359,10 @@ def models() -> None:
 @app.command()
 @friendly_errors
 def objectives() -> None:
-    """List the registered objectives: the terms they return, the optimizer of their own
-    networks, and their options (configured under objectives.<name>)."""
+    """List the registered objectives: their terms, optimizer and options.
+
+    Options are configured under objectives.<name>, e.g. --set objectives.cpc.modalities=ta.
+    """
     from mimsa.objectives.base import list_objectives, objective_options
 
     for name, cls in list_objectives().items():
@@ -378,8 +386,10 @@ def show_config(
     data_root: Annotated[Path | None, typer.Option(
         "--data-root", help="where real datasets live (default $MIMSA_DATA)")] = None,
 ) -> None:
-    """Print the resolved configuration and where each value came from (checked, as train
-    would check it; nothing is trained or written)."""
+    """Print the resolved configuration and where each value came from.
+
+    Every value is checked as `mimsa train` would check it; nothing is trained or written.
+    """
     from mimsa.objectives.penalty_config import apply_penalty
     from mimsa.train.run import check_run_config
 
