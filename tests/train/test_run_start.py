@@ -123,3 +123,12 @@ def test_community_data_train_with_all_defaults_and_say_which_encoder(tmp_path):
                                  "--set", "train.epochs=1", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "encoder.name=auto picked 'vocab'" in result.output
+
+
+def test_resume_of_a_finished_run_refuses_settings_it_cannot_apply(tmp_path, tiny_cfg):
+    run_dir = tmp_path / "run"
+    train_run(tiny_cfg, run_dir)
+    again = train_run(tiny_cfg, run_dir, resume=True, given={"train.epochs": 3})
+    assert again["seed"] == tiny_cfg["seed"]
+    with pytest.raises(RunError, match="finished run: train.epochs: 3 -> 9"):
+        train_run(tiny_cfg, run_dir, resume=True, given={"train.epochs": 9})

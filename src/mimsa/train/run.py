@@ -233,8 +233,11 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     if resume:
         saved_cfg = config_mod.load_yaml(run_dir / CONFIG)
         if (run_dir / METRICS).is_file() and not (run_dir / RESUME).is_file():
-            reconcile_resume(saved_cfg, {k: v for k, v in (given or {}).items()
-                                         if k not in RESUME_MAY_CHANGE}, run_dir)
+            _, changes = reconcile_resume(saved_cfg, given or {}, run_dir)
+            if changes:
+                raise RunError(f"{run_dir} is a finished run: {'; '.join(changes)} cannot "
+                               f"apply to it (a finished run keeps no resume state); start a "
+                               f"new run with another --out")
             return json.loads((run_dir / METRICS).read_text())
         cfg, notes = reconcile_resume(saved_cfg, given or {}, run_dir)
         cfg = config_mod.check_values(cfg)
