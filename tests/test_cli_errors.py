@@ -77,3 +77,40 @@ def test_importing_mimsa_cli_leaves_the_environment_alone():
 
 def test_config_error_is_the_family():
     assert issubclass(ConfigError, cli.MimsaError)
+
+
+def test_usage_errors_of_the_console_script_are_one_line(tmp_path):
+    for argv, named in ((["nosuch"], "No such command 'nosuch'"),
+                        (["train", "--seeds", "abc"], "--seeds"),
+                        (["train", "--bogus"], "--bogus")):
+        done = subprocess.run([sys.executable, "-m", "mimsa.cli", *argv], capture_output=True,
+                              text=True, cwd=tmp_path)
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error:") and named in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reviewed_hostile_settings_are_one_line(tmp_path):
+    tiny = ["--set", "data.synthetic_sizes={train: 64, valid: 32, test: 32}", "--quiet"]
+    for extra, named in ((["--set", "seed=-5"], "seed=-5"),
+                         (["--seeds", "1", "1"], "seed 1 is given twice"),
+                         (["-m", "mmim", "--set", "model.dropout=1.5"], "model.dropout=1.5"),
+                         (["--set", "objectives.cpc={}"], "no stage uses its term"),
+                         (["--set", "encoder.lr=0.001"], "pretrained text encoders only"),
+                         (["--config", str(_dup(tmp_path))], "appears twice")):
+        result = runner.invoke(cli.app, ["train", *tiny, *extra, "--out", str(tmp_path / "r")])
+        assert result.exit_code == 2 and named in result.output, result.output
+        assert result.output.strip().count("\n") == 0
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    result = runner.invoke(cli.app, ["train", *tiny, "--out", str(folder)])
+    assert result.exit_code == 2 and "already holds other files" in result.output
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def _dup(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  epochs: 3\n  epochs: 5\n")
+    return path

@@ -11,12 +11,17 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+try:  # typer vendors its own click; its exceptions are the ones raised here
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - typer versions that use click itself
+    from click import exceptions as click_errors
+
 from mimsa import config as config_mod
+from mimsa.config_schema import SEED_RANGE
 from mimsa.errors import ConfigError, MimsaError, MissingExtraError, RunError
 from mimsa.metrics import format_metrics_table
 
@@ -77,7 +82,7 @@ def friendly_errors(fn):
             err_console.print("[yellow]interrupted[/yellow]: finished epochs are saved; "
                               "continue with --resume")
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, click_errors.ClickException):
             raise
         except Exception:
             err_console.print(f"[red]error: this is a bug in mimsa[/red] (not in your input); "
@@ -129,6 +134,8 @@ def train(
         raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
     check_run_config(cfg)
     given = config_mod.explicit_values(cfg, sources)
+    _check_seeds(seed_list, out, resume)
+    _absolute_data_paths(cfg)
     if seed_list and "seed" in given and [given["seed"]] != seed_list:
         raise ConfigError(f"seed={given['seed']} is set and --seeds {' '.join(map(str, seed_list))}"
                           f" is given; give the seeds in one place")
@@ -149,6 +156,33 @@ def train(
     _print_metrics(metrics, f"{saved['model']['name']} on {saved['data']['name']}, seed "
                    f"{metrics.get('seed')}, best epoch {metrics.get('best_epoch')}")
     console.print(f"run saved in {out}")
+
+
+def _check_seeds(seeds: list[int], out: Path | None, resume: bool) -> None:
+    """Raise ConfigError for seeds numpy/torch cannot take, a seed given twice, or --seeds
+    resuming a single-seed run directory."""
+    low, high = SEED_RANGE
+    bad = [s for s in seeds if not low <= s <= high]
+    if bad:
+        raise ConfigError(f"--seeds {bad[0]}: a seed must be in [{low}, {high}]")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--seeds: seed {twice[0]} is given twice; give each seed once")
+    if resume and out is not None and len(seeds) > 1 and (out / "config.yaml").is_file():
+        raise ConfigError(f"{out} holds a single-seed run; resume it without --seeds (or "
+                          f"with its one seed), or start the multi-seed run with another --out")
+
+
+def _absolute_data_paths(cfg: dict) -> None:
+    """Store a dataset given as a path, and data.root, as absolute paths, so the run can be
+    loaded from any working directory."""
+    from mimsa.data.registry import list_datasets
+
+    name = str(cfg["data"]["name"])
+    if name not in {entry.name for entry in list_datasets()} and Path(name).exists():
+        cfg["data"]["name"] = str(Path(name).resolve())
+    if cfg["data"]["root"] is not None:
+        cfg["data"]["root"] = str(Path(cfg["data"]["root"]).expanduser().resolve())
 
 
 def _extra_seeds(extra: list[str], after_seeds: bool) -> list[int]:
@@ -199,12 +233,13 @@ def evaluate(
         run_dir]
     if not runs:
         raise RunError(f"{run_dir}: no run found (expected config.yaml or seed-*/)")
-    if transform is not None:
-        console.print(f"[bold]{transform.describe()}[/bold]", highlight=False)
     cache = EncoderCache()  # shared by the seeds: a frozen encoder encodes each text once
     for run in runs:
         title = str(run) + (f"  (dropped {transform.drop}, fill {fill})" if transform else "")
-        _print_metrics(evaluate_run(run, transform=transform, cache=cache), title)
+        metrics = evaluate_run(run, transform=transform, cache=cache)
+        if transform is not None and run == runs[0]:
+            console.print(f"[bold]{transform.describe()}[/bold]", highlight=False)
+        _print_metrics(metrics, title)
         labels = write_unimodal_labels(run)
         if labels is not None:
             console.print(f"generated unimodal labels of the training split: {labels}")
@@ -267,17 +302,27 @@ def robustness(
     paths, rate_list = _runs_and_rates(run_dirs, list(rates or []))
     options = {}
     for item in option or []:
-        key, value = config_mod.parse_override(item)
+        key, value = config_mod.parse_override(item, "--option")
         options[".".join(key)] = value
     if out is None:
         if len(paths) != 1:
             raise ConfigError("several runs: choose the output folder with --out DIR")
         out = paths[0] / "robustness"
+    _check_output_folder(out)
     result = measure(paths, corruption, rate_list, seed=seed, split=split, options=options)
     written = write_report(result, out)
     console.print(written["md"].read_text(), highlight=False, soft_wrap=True)
     console.print(f"written: {', '.join(str(p) for p in written.values())}", highlight=False,
                   soft_wrap=True)
+
+
+def _check_output_folder(folder: Path) -> None:
+    """Raise ConfigError before any work when `folder` (an output folder) is a file or lies
+    under a file."""
+    for parent in (folder, *folder.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--out {folder}: {parent} is a file, not a folder; choose "
+                              f"another --out")
 
 
 def _runs_and_rates(positionals: list[str], rates: list[str]) -> tuple[list[Path], list[float]]:
@@ -436,5 +481,28 @@ def _mount_data_app() -> None:
 
 _mount_data_app()
 
+def main_entry() -> None:
+    """The `mimsa` console script: `app` with click's usage errors (an unknown command or
+    option, a value of the wrong type) printed as one red line with exit code 2, like every
+    other error a user can fix."""
+    try:
+        code = app(standalone_mode=False)  # an Exit comes back as its code in this mode
+    except click_errors.NoArgsIsHelpError as err:
+        err_console.print(err.ctx.get_help() if err.ctx else str(err), highlight=False)
+        sys.exit(0)
+    except click_errors.UsageError as err:
+        command = err.ctx.command_path if err.ctx is not None else "mimsa"
+        message = " ".join(err.format_message().split())
+        err_console.print(f"[red]error:[/red] {escape(message)} (see {command} --help)",
+                          highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        err_console.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main_entry()

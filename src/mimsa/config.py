@@ -90,15 +90,44 @@ DEFAULT_SOURCE = "default"
 PRESET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # a preset name, never a path
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Return (dotted key path, YAML-parsed value) of one `key=value` override."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last
+    one silently)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key '{key}' appears twice in one mapping",
+                key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _unique_mapping)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Return the YAML value of `text` (safe types only; a repeated key is a YAMLError)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse_override(text: str, flag: str = "--set") -> tuple[list[str], Any]:
+    """Return (dotted key path, YAML-parsed value) of one `key=value` override given with
+    `flag` (named in the error)."""
     if "=" not in text:
-        raise ConfigError(f"--set '{text}': expected key=value, e.g. train.epochs=5")
+        raise ConfigError(f"{flag} '{text}': expected key=value, e.g. "
+                          f"{'train.epochs=5' if flag == '--set' else 'mode=remove'}")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml_text(raw)
     except yaml.YAMLError as err:
-        raise ConfigError(f"--set '{text}': the value is not valid YAML ({err})") from err
+        raise ConfigError(f"{flag} '{text}': the value is not valid YAML "
+                          f"({_yaml_problem(err)})") from None
     return key.strip().split("."), value
 
 
@@ -162,7 +191,7 @@ def load_yaml(path: Path) -> dict:
     except OSError as err:
         raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml_text(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(err)}"
                           ) from None
@@ -225,7 +254,27 @@ def resolve_with_sources(model: str | None = None, dataset: str | None = None,
         set_path(cfg, path, value, sources, "--set")
     cfg = check_values(cfg)
     check_effective(cfg)
+    _check_encoder_settings(cfg, sources)
     return cfg, sources
+
+
+# Text encoders that are not pretrained transformers (see mimsa.encoders.builder); the
+# pretrained-only settings below have no effect on them.
+LOCAL_ENCODERS = ("auto", "embedding", "vocab", "features")
+PRETRAINED_ONLY = ("freeze", "lr", "pooling", "max_length")
+
+
+def _check_encoder_settings(cfg: dict, sources: dict[str, str]) -> None:
+    """Raise `ConfigError` when a pretrained-only encoder setting is given explicitly (file or
+    --set) for a local encoder, where it would have no effect."""
+    if cfg["encoder"]["name"] not in LOCAL_ENCODERS:
+        return
+    for key in PRETRAINED_ONLY:
+        source = sources.get(f"encoder.{key}", DEFAULT_SOURCE)
+        if source == "--set" or source.startswith("file "):
+            raise ConfigError(f"encoder.{key} applies to pretrained text encoders only (this "
+                              f"run reads text with encoder.name={cfg['encoder']['name']}); "
+                              f"set encoder.name=minilm|mpnet|<folder>, or drop it")
 
 
 def _name(given: str | None, option: str, sets: list[tuple[list[str], Any]], file_cfg: dict,

@@ -130,8 +130,12 @@ class PenaltySection(_Section):
         return value.lower() if isinstance(value, str) else value
 
 
+# numpy's and torch's generators take seeds in [0, 2**32): the range every seed must be in.
+SEED_RANGE = (0, 2**32 - 1)
+
+
 class RunConfig(_Section):
-    seed: int = 1111
+    seed: Annotated[int, Field(ge=SEED_RANGE[0], le=SEED_RANGE[1])] = 1111
     protocol: Literal["clean", "legacy"] = "clean"
     model: dict[str, Any]
     data: DataSection
@@ -197,6 +201,8 @@ def _config_path(cfg: Any, loc: list[str]) -> tuple[str, Any]:
     member's name to `loc` (e.g. 'int', 'list[str]'); parts that are not keys are left out."""
     node, keys = cfg, []
     for part in loc:
+        if _is_type_tag(part):
+            continue
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
@@ -209,6 +215,12 @@ def _config_path(cfg: Any, loc: list[str]) -> tuple[str, Any]:
             continue
         keys.append(part)
     return ".".join(keys), node
+
+
+def _is_type_tag(part: str) -> bool:
+    """Return True for the name of a union member that pydantic puts in an error's loc."""
+    return "[" in part or part in ("str", "int", "float", "bool", "none", "dict", "list") \
+        or part.startswith(("function-", "constrained-"))
 
 
 def _show(value: Any) -> str:

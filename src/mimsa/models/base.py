@@ -205,12 +205,33 @@ def create_model(name: str, spec: InputSpec, **options) -> Model:
     Raises `ConfigError` for a bad option, `ContractError` when the model did not declare
     `reps_dims` with a "fusion" entry."""
     cls = _get(name)
-    model = cls(spec, **check_model_options(name, options))
+    checked = check_model_options(name, options)
+    model = build_with_options(f"model '{name}'", "model", lambda: cls(spec, **checked),
+                               checked)
     dims = getattr(model, "reps_dims", None)
     if not isinstance(dims, dict) or "fusion" not in dims:
         raise ContractError(f"model '{name}' ({cls.__module__}.{cls.__qualname__}) must set "
                             f"reps_dims (a dict with a 'fusion' entry) in __init__")
     return model
+
+
+def build_with_options(where: str, key: str, build: Callable[[], Any],
+                       options: dict[str, Any]) -> Any:
+    """Return `build()`; when it fails with a ValueError, TypeError or RuntimeError while
+    options were given, raise a one-line `ConfigError` naming them (a constructor refusing a
+    value, e.g. a dropout above 1 or a width that heads do not divide, is the user's to fix).
+    Without options such a failure is a bug in mimsa and propagates."""
+    try:
+        return build()
+    except (ValueError, TypeError, RuntimeError) as err:
+        if not options or isinstance(err, ConfigError):
+            raise
+        given = ", ".join(f"{key}.{k}={v!r}" for k, v in options.items())
+        if len(given) > 160:
+            given = given[:157] + "..."
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ConfigError(f"{where} cannot be built with {given}: {reason}; check these "
+                          f"values (`mimsa models` lists the defaults)") from err
 
 
 def _get(name: str) -> type[Model]:

@@ -22,6 +22,7 @@ from mimsa.errors import ConfigError, ContractError
 from mimsa.models.base import (
     InputSpec,
     ModelOutput,
+    build_with_options,
     check_options,
     check_options_signature,
     signature_options,
@@ -134,4 +135,7 @@ def check_objective_options(name: str, options: dict[str, Any]) -> dict[str, Any
 def create_objective(name: str, spec: InputSpec, reps_dims: dict[str, int],
                      **options) -> Objective:
     """Return objective `name` for a model whose reps have sizes `reps_dims`."""
-    return _get(name)(spec, reps_dims, **check_objective_options(name, options))
+    cls = _get(name)
+    checked = check_objective_options(name, options)
+    return build_with_options(f"objective '{name}'", f"objectives.{name}",
+                              lambda: cls(spec, reps_dims, **checked), checked)

@@ -55,6 +55,24 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
         lock.release()
 
 
+def writer(run_dir: str | Path) -> str | None:
+    """Return None when no process holds the write lock of `run_dir` now, else its holder as
+    `holder` describes it (possibly ""). Probes the lock without waiting; a lock left by a
+    killed process is free. Never creates the lock file."""
+    path = Path(run_dir) / LOCK
+    if not path.is_file():
+        return None
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return holder(run_dir)
+    except OSError:
+        return None
+    lock.release()
+    return None
+
+
 def holder(run_dir: str | Path) -> str:
     """Return " (pid N)" (" (pid N on HOST)" for another host) for the process that holds
     the lock of `run_dir` as its lock file records it, or "" when it records none."""

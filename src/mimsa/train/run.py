@@ -50,7 +50,7 @@ from mimsa.train.inputs import (
     input_record,
     saved_input_spec,
 )
-from mimsa.train.lock import run_lock
+from mimsa.train.lock import LOCK, run_lock, writer
 from mimsa.train.seeding import seed_everything
 from mimsa.train.trainer import FitResult, Stage, Trainer, apply_term_weights
 
@@ -101,6 +101,16 @@ def build_model(cfg: dict, spec: InputSpec) -> tuple[nn.Module, nn.ModuleDict]:
     return model, objectives
 
 
+def read_run_config(run_dir: Path) -> dict:
+    """Return the checked config.yaml of a run; a damaged one is a one-line `RunError`."""
+    path = run_dir / CONFIG
+    try:
+        return config_mod.check_values(config_mod.load_yaml(path))
+    except ConfigError as err:
+        raise RunError(f"{path} is not a usable run configuration ({err}); the run directory "
+                       f"is damaged: re-run training") from None
+
+
 def check_run_config(cfg: dict) -> None:
     """Check what the schema cannot: the model's and objectives' options against their
     constructors (names and types), the penalty section, the stages and term weights. Raises
@@ -111,6 +121,14 @@ def check_run_config(cfg: dict) -> None:
     for name, opts in (run_cfg.get("objectives") or {}).items():
         check_objective_options(name, {k: v for k, v in (opts or {}).items() if k != "enabled"})
     train = run_cfg["train"]
+    named = {t for s in train["stages"] for step in (s.get("steps") or [s])
+             for t in (step.get("terms") or {"task": 1.0})}
+    for name in run_cfg.get("objectives") or {}:
+        if not named & set(list_objectives()[name].terms):
+            raise ConfigError(f"objectives.{name} is configured but no stage uses its term(s) "
+                              f"{', '.join(list_objectives()[name].terms)}, so it would change "
+                              f"nothing; add a term to train.stages (with its weight) or drop "
+                              f"objectives.{name}")
     stages = apply_term_weights([Stage.from_config(s) for s in train["stages"]],
                                 train["term_weights"])
     objective_classes = list_objectives()
@@ -127,13 +145,19 @@ def check_run_config(cfg: dict) -> None:
                                   f"train.term_weights)")
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> None:
+def check_run_dir(run_dir: Path, resume: bool, check_writer: bool = True) -> None:
     """Refuse (one-line `RunError`) a run directory that cannot take this start: a path that
     is a file, a run with results (without `resume`), nothing to resume (with it)."""
+    if str(run_dir) in ("", "."):
+        raise RunError("--out is the current folder; give a run directory, e.g. --out runs/x")
     for parent in (run_dir, *run_dir.parents):
         if parent.exists() and not parent.is_dir():
             raise RunError(f"--out {run_dir}: {parent} is a file, not a folder; choose another "
                            f"--out")
+    busy = writer(run_dir) if check_writer else None
+    if busy is not None:
+        raise RunError(f"{run_dir} is being written by another mimsa process{busy}; wait "
+                       f"for it to finish or choose another --out")
     if resume:
         if not (run_dir / CONFIG).is_file():
             raise RunError(f"{run_dir}: nothing to resume (no {CONFIG}); start it without "
@@ -143,6 +167,12 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     if finished or interrupted:
         what = "a finished run" if finished else "an interrupted run (use --resume)"
         raise RunError(f"{run_dir} already holds {what}; choose another --out")
+    others = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK) \
+        if run_dir.is_dir() else []
+    if others:
+        raise RunError(f"--out {run_dir} is a folder that already holds other files "
+                       f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); a run "
+                       f"writes into an empty or new folder: choose another --out")
 
 
 # Settings that may change when a run resumes: they do not change what the finished epochs
@@ -231,7 +261,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
         check_run_config(cfg)
     notes: list[str] = []
     if resume:
-        saved_cfg = config_mod.load_yaml(run_dir / CONFIG)
+        saved_cfg = read_run_config(run_dir)
         if (run_dir / METRICS).is_file() and not (run_dir / RESUME).is_file():
             _, changes = reconcile_resume(saved_cfg, given or {}, run_dir)
             if changes:
@@ -273,7 +303,8 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     with run_lock(run_dir):  # creates the directory
         try:
             remove_stale_temporaries(run_dir)
-            check_run_dir(run_dir, resume)  # again: another writer may have finished it
+            # again, under the lock: another writer may have finished it meanwhile
+            check_run_dir(run_dir, resume, check_writer=False)
             saved = load_resume_state(run_dir) if resume else None
             atomic_write_text(run_dir / CONFIG, config_mod.dump(cfg))
             for note in notes:
@@ -379,7 +410,10 @@ def load_run(run_dir: Path, cache: EncoderCache | None = None
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise RunError(f"{run_dir} is not a mimsa run directory (no {CONFIG})")
-    cfg = config_mod.load_yaml(run_dir / CONFIG)
+    if not (run_dir / METRICS).is_file():
+        raise RunError(f"{run_dir} is not finished (no {METRICS}); finish it with mimsa train "
+                       f"--out {run_dir} --resume, then evaluate it")
+    cfg = read_run_config(run_dir)
     state, spec_json = load_checkpoint(run_dir)  # checks model.json and the weights' sha256
     where = str(run_dir)
     saved = saved_input_spec(spec_json, where)
