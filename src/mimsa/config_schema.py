@@ -25,7 +25,9 @@ SELECT_METRICS = ("MAE", "Corr", "Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "N
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±inf are never a usable setting (an infinite lr or weight fails at the first
+    # batch with a message about the loss, far from the cause)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataSection(_Section):

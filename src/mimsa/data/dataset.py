@@ -321,8 +321,9 @@ def _check_sequences(source: str, name: str, ids: list[str], seqs: list[np.ndarr
         if bad.any():
             if nan_policy != "zero":
                 raise DataError(f"{source}: {name} of sample '{sid}' holds {int(bad.sum())} "
-                                f"NaN/inf values; clean the features or pass "
-                                f"nan_policy='zero' (--set data.nan_policy=zero) to zero them")
+                                f"NaN/inf values; clean the features or zero them (mimsa "
+                                f"train --set data.nan_policy=zero; mimsa data ... "
+                                f"--nan-policy zero)")
             seqs[i] = np.where(bad, np.float32(0), seq)
             zeroed += int(bad.sum())
     return zeroed

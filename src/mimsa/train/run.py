@@ -418,7 +418,12 @@ def load_run(run_dir: Path, cache: EncoderCache | None = None
     where = str(run_dir)
     saved = saved_input_spec(spec_json, where)
     cfg["data"]["modalities"] = saved.modalities
-    dataset, spec = prepare_data(cfg, saved_text=saved.text, cache=cache)
+    try:
+        dataset, spec = prepare_data(cfg, saved_text=saved.text, cache=cache)
+    except ConfigError as err:  # the data no longer offer what the run was trained on
+        raise RunError(f"{where}: the run was trained on modalities '{saved.modalities}' and "
+                       f"its data no longer fit ({err}); evaluate it with the data it was "
+                       f"trained on") from None
     check_inputs(spec_json["inputs"], spec, where, dataset)  # before the model is built
     if spec_json.get("data_fingerprint"):
         check_data_fingerprint(spec_json["data_fingerprint"],
