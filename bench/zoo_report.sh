@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The paired tables of the zoo rows (issues 17 and 18) from the per-seed metrics kept in
+# bench/results/grid (bash bench/keep_metrics.sh copies them there from runs/grid). Rows whose
+# runs are missing are skipped with a note.
+#   bash bench/zoo_report.sh > /tmp/zoo_tables.md
+set -uo pipefail
+cd "$(dirname "$0")/results/grid"
+metrics="MAE Corr Has0_acc_2 Non0_acc_2 Non0_F1_score Mult_acc_7"
+table() {  # title, reference, others...
+  local title=$1; shift
+  local present=()
+  for run in "$@"; do
+    if [ -d "$run" ]; then present+=("$run"); else echo "(not run: $run)"; fi
+  done
+  if [ ${#present[@]} -ge 2 ]; then
+    printf '\n%s\n\n' "$title"
+    python ../../compare.py "${present[@]}" --metrics $metrics
+  fi
+}
+table "Self-MM and MAG-BERT, frozen MiniLM, \`mosi\`:" mosi_late_fusion_minilm-frozen \
+  mosi_self_mm_minilm-frozen mosi_mag_bert_minilm-frozen
+table "Self-MM and MAG-BERT, frozen MiniLM, \`mosi-poria\`:" poria_late_fusion_minilm-frozen \
+  poria_self_mm_minilm-frozen poria_mag_bert_minilm-frozen
+table "Self-MM and MAG-BERT, fine-tuned MiniLM, \`mosi\`:" mosi_late_fusion_minilm \
+  mosi_self_mm_minilm mosi_mag_bert_minilm mosi_mmim_minilm
+for host in self_mm mag_bert; do
+  table "Dependency penalties on \`$host\`, frozen MiniLM, \`mosi\`:" mosi_${host}_minilm-frozen \
+    mosi_${host}-kl_minilm-frozen mosi_${host}-js_minilm-frozen \
+    mosi_${host}-wasserstein_minilm-frozen
+done
+table "The standard models, frozen MiniLM, \`mosi\`:" mosi_late_fusion_minilm-frozen \
+  mosi_tfn_minilm-frozen mosi_lmf_minilm-frozen mosi_mult_minilm-frozen mosi_misa_minilm-frozen
+table "The standard models, frozen MiniLM, \`mosi-poria\`:" poria_late_fusion_minilm-frozen \
+  poria_tfn_minilm-frozen poria_lmf_minilm-frozen poria_mult_minilm-frozen \
+  poria_misa_minilm-frozen
