@@ -44,3 +44,14 @@ def interrupt_run():
             train_run(cfg, run_dir, on_epoch_end=interrupt)
 
     return run
+
+
+@pytest.fixture
+def mmim_cfg() -> dict:
+    """The mmim preset (two stages, ba + entropy + cpc) on 96/48/48 synthetic samples, 2
+    epochs."""
+    cfg = config_mod.resolve_config("mmim", "synthetic")
+    cfg["data"]["synthetic_sizes"] = dict(TINY_SIZES)
+    cfg["train"]["epochs"] = 2
+    return cfg
+

@@ -5,17 +5,6 @@ import pytest
 from mimsa import config as config_mod
 from mimsa.train.run import train_run
 
-TINY_SIZES = {"train": 96, "valid": 48, "test": 48}
-
-
-@pytest.fixture
-def mmim_cfg() -> dict:
-    """The mmim preset (two stages, ba + entropy + cpc) on 96/48/48 synthetic samples."""
-    cfg = config_mod.resolve_config("mmim", "synthetic")
-    cfg["data"]["synthetic_sizes"] = dict(TINY_SIZES)
-    cfg["train"]["epochs"] = 2
-    return cfg
-
 
 def history(run_dir) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]

@@ -16,17 +16,6 @@ from mimsa.train.run import build_model, prepare_data, train_run
 from mimsa.train.seeding import seed_everything
 from mimsa.train.trainer import Stage, Trainer, apply_term_weights
 
-TINY_SIZES = {"train": 96, "valid": 48, "test": 48}
-
-
-@pytest.fixture
-def mmim_cfg() -> dict:
-    """The mmim preset (two stages, ba + entropy + cpc) on 96/48/48 synthetic samples."""
-    cfg = config_mod.resolve_config("mmim", "synthetic")
-    cfg["data"]["synthetic_sizes"] = dict(TINY_SIZES)
-    cfg["train"]["epochs"] = 2
-    return cfg
-
 
 def history(run_dir) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]

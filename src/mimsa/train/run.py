@@ -52,7 +52,13 @@ from mimsa.train.inputs import (
 )
 from mimsa.train.lock import LOCK, run_lock, writer
 from mimsa.train.seeding import seed_everything
-from mimsa.train.trainer import FitResult, Stage, Trainer, apply_term_weights
+from mimsa.train.trainer import (
+    FitResult,
+    Stage,
+    Trainer,
+    apply_term_weights,
+    check_stage_terms,
+)
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
@@ -131,18 +137,8 @@ def check_run_config(cfg: dict) -> None:
                               f"objectives.{name}")
     stages = apply_term_weights([Stage.from_config(s) for s in train["stages"]],
                                 train["term_weights"])
-    objective_classes = list_objectives()
-    declared = ["task", *(t for name in run_cfg.get("objectives") or {}
-                          for t in objective_classes[name].terms)]
-    for stage in stages:
-        for step in stage.steps:
-            missing = [t for t in step.terms if t not in declared]
-            if missing:
-                raise ConfigError(f"train.stages: stage '{stage.name}' uses term(s) "
-                                  f"{', '.join(missing)} that no objective provides; available: "
-                                  f"{', '.join(dict.fromkeys(declared))} (add the objective "
-                                  f"under objectives:, or set the term's weight to 0 in "
-                                  f"train.term_weights)")
+    check_stage_terms(stages, [t for name in run_cfg.get("objectives") or {}
+                               for t in list_objectives()[name].terms])
 
 
 def check_run_dir(run_dir: Path, resume: bool, check_writer: bool = True) -> None:

@@ -167,6 +167,21 @@ def apply_term_weights(stages: list[Stage], overrides: dict) -> list[Stage]:
     return kept
 
 
+def check_stage_terms(stages: list[Stage], declared: list[str]) -> None:
+    """Raise `ConfigError` (one line) when a step of `stages` uses a term that neither the task
+    loss ("task") nor an objective's declared terms (`declared`) provides."""
+    available = list(dict.fromkeys(["task", *declared]))
+    for stage in stages:
+        for step in stage.steps:
+            missing = [t for t in step.terms if t not in available]
+            if missing:
+                raise ConfigError(f"train.stages: stage '{stage.name}' uses term(s) "
+                                  f"{', '.join(missing)} that no objective provides; "
+                                  f"available: {', '.join(available)} (add the objective "
+                                  f"under objectives:, or set the term's weight to 0 in "
+                                  f"train.term_weights)")
+
+
 def is_better(metric: str, new: float, best: float | None) -> bool:
     """Return True if `new` improves on `best` for `metric` (MAE and loss: lower is better)."""
     if best is None:
@@ -215,18 +230,8 @@ class Trainer:
         self.split_index = {s: dataset.indices(s) for s in ("train", "valid", "test")}
 
     def _check_terms(self) -> None:
-        """Raise `ConfigError` before training when a stage uses a term that neither the task
-        loss nor any objective's declared `terms` provides."""
-        declared = ["task", *(t for o in self.objectives.values() for t in o.terms)]
-        for stage in self.stages:
-            for step in stage.steps:
-                missing = [t for t in step.terms if t not in declared]
-                if missing:
-                    raise ConfigError(f"train.stages: stage '{stage.name}' uses term(s) "
-                                      f"{', '.join(missing)} that no objective provides; "
-                                      f"available: {', '.join(dict.fromkeys(declared))} (add "
-                                      f"the objective under objectives:, or set the term's "
-                                      f"weight to 0 in train.term_weights)")
+        """Raise `ConfigError` before training when a stage uses an undeclared term."""
+        check_stage_terms(self.stages, [t for o in self.objectives.values() for t in o.terms])
 
     # -- one stage ---------------------------------------------------------------------------
     def _terms(self, batch: Batch, output, needed: dict[str, float]) -> dict[str, torch.Tensor]:
