@@ -126,3 +126,12 @@ def test_model_and_dataset_from_set():
 def test_a_dataset_path_never_reads_a_preset(tmp_path):
     cfg = resolve_config("late_fusion", str(tmp_path / "mosi"))
     assert cfg["train"]["epochs"] == 30  # the code default: no preset for a path
+
+
+def test_the_schema_selects_on_exactly_the_metrics_mimsa_computes():
+    # config_schema.py sits below metrics.py in the layers, so it restates the metric keys;
+    # this keeps the two lists from drifting apart.
+    from mimsa.config_schema import SELECT_METRICS
+    from mimsa.metrics import METRIC_KEYS
+
+    assert set(SELECT_METRICS) == {*METRIC_KEYS, "loss"}
