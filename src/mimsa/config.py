@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
         # Corrupt TRAINING batches: {name: text_missing, rate: 0.3, <options>} or a list of
         # such mappings, reseeded every epoch; see mimsa/data/corruptions.py. None = off.
         "augment": None,
+        # Conversational context for a pretrained text encoder: {before: k, after: k}
+        # neighbouring segments of the same video (mimsa/data/context.py). None = off.
+        "context": None,
     },
     "encoder": {
         "name": "auto",
@@ -298,7 +301,8 @@ def _find(sets: list[tuple[list[str], Any]], path: list[str]) -> Any:
 
 def check_effective(cfg: dict) -> None:
     """Raise `ConfigError` for a setting that would be accepted and silently have no effect:
-    penalty options without `penalty.kind`, synthetic-data options on another dataset."""
+    penalty options without `penalty.kind`, synthetic-data options on another dataset,
+    `data.context` without text."""
     penalty = cfg.get("penalty") or {}
     if penalty.get("kind") is None:
         changed = [k for k, v in penalty.items() if k != "kind" and v != DEFAULTS["penalty"][k]]
@@ -306,6 +310,10 @@ def check_effective(cfg: dict) -> None:
             raise ConfigError(f"penalty.{changed[0]}={penalty[changed[0]]} has no effect "
                               f"without penalty.kind; set penalty.kind=kl|js|wasserstein or "
                               f"drop it")
+    modalities = cfg["data"].get("modalities")
+    if cfg["data"].get("context") and modalities is not None and "t" not in modalities:
+        raise ConfigError(f"data.context adds neighbouring transcripts to the text input, and "
+                          f"data.modalities={modalities} reads no text; drop data.context")
     if cfg["data"]["name"] != "synthetic":
         for key in ("synthetic_sizes", "synthetic_seed"):
             if cfg["data"][key] != DEFAULTS["data"][key]:

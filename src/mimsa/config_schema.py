@@ -12,13 +12,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mimsa.errors import ConfigError
 
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 # The metric keys a run can select on (MMSA names, see mimsa.metrics) and the task loss.
 SELECT_METRICS = ("MAE", "Corr", "Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
                   "Mult_acc_5", "Mult_acc_7", "loss")
@@ -28,6 +36,18 @@ class _Section(BaseModel):
     # NaN and ±inf are never a usable setting (an infinite lr or weight fails at the first
     # batch with a message about the loss, far from the cause)
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ContextSection(_Section):
+    before: NonNegativeInt = 0
+    after: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _some_context(self) -> ContextSection:
+        if not self.before and not self.after:
+            raise ValueError("before and after are both 0; use data.context: null for no "
+                             "context")
+        return self
 
 
 class DataSection(_Section):
@@ -43,6 +63,7 @@ class DataSection(_Section):
     synthetic_seed: int = 0
     synthetic_sizes: dict[Literal["train", "valid", "test"], PositiveInt] | None = None
     augment: dict[str, Any] | list[dict[str, Any]] | None = None
+    context: ContextSection | None = None
 
     @field_validator("modalities")
     @classmethod

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mimsa.data.batch import Batch
+from mimsa.data.context import ContextWindow
 from mimsa.data.corruptions import TokenizerWords
 from mimsa.data.dataset import DataError, MultimodalDataset
 from mimsa.encoders.cache import EncoderCache
@@ -28,6 +29,7 @@ from mimsa.encoders.sequence import LSTMEncoder, lengths_to_mask
 from mimsa.encoders.text import TextEncoder
 from mimsa.encoders.tokens import attach_token_ids, tokenizer_words
 from mimsa.encoders.weights import resolve_encoder
+from mimsa.errors import ConfigError
 
 LOCAL_KINDS = ("auto", "embedding", "vocab", "features")
 
@@ -42,6 +44,8 @@ class TextSpec:
     pad_id: int = 0
     encoder_dir: str | None = None
     words: list[str] | None = field(default=None, repr=False)
+    # data.context ({before, after}) the token ids were built with; None: the segment alone
+    context: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,10 +82,13 @@ def auto_text_kind(dataset: MultimodalDataset) -> str:
 
 
 def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
-                 saved: TextSpec | None = None, cache: EncoderCache | None = None) -> TextSpec:
+                 saved: TextSpec | None = None, cache: EncoderCache | None = None,
+                 context: dict | None = None) -> TextSpec:
     """Decide the text input kind, attach token ids to `dataset` if needed; return the spec.
 
-    `saved` (from a checkpoint) reuses the recorded vocabulary so ids match the trained model;
+    `context` (`data.context`) adds each segment's neighbours to a pretrained encoder's
+    token ids (`mimsa.encoders.tokens`). `saved` (from a checkpoint) reuses the recorded
+    vocabulary so ids match the trained model;
     `cache` (the run's) keeps the tokenizer and token ids of a pretrained encoder. Raises
     DataError when the dataset lacks what the kind needs, EncoderError when a pretrained
     encoder cannot be found offline.
@@ -91,6 +98,10 @@ def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
         return TextSpec()
     if name == "auto":
         name = auto_text_kind(dataset)
+    if context and name in ("embedding", "vocab", "features"):
+        raise ConfigError(f"data.context needs a pretrained text encoder (this run reads text "
+                          f"with '{name}'); set encoder.name=minilm|mpnet|<folder>, or "
+                          f"data.context: null")
     if name == "embedding":
         if dataset.text_ids is None or dataset.vocab_size is None:
             raise DataError(f"{dataset.name}: encoder 'embedding' needs token ids with a "
@@ -112,9 +123,11 @@ def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
                             f"sequences; this dataset has none (try encoder.name=vocab)")
         return TextSpec("features", name)
     encoder_dir = resolve_encoder(name)
+    window = ContextWindow.from_config(context)
     pad_id = attach_token_ids(dataset, encoder_dir, int(encoder_cfg.get("max_length", 50)),
-                              cache)
-    return TextSpec("pretrained", name, None, pad_id, str(encoder_dir))
+                              cache, window)
+    return TextSpec("pretrained", name, None, pad_id, str(encoder_dir),
+                    context=None if window is None else asdict(window))
 
 
 def text_words(spec: TextSpec, cache: EncoderCache | None = None) -> TokenizerWords | None:

@@ -5,6 +5,13 @@ and on disk in <cache>/tokens/<key>.npz, where the key is a sha1 over the tokeni
 files, max_length and the texts; so a dataset is tokenised once per tokenizer and length, and
 a later run reads the arrays back. Tokenizers load offline (local_files_only=True).
 
+With conversational context (`data.context`, `mimsa.data.context`), a sample's ids are the
+tokenizer's pair encoding of (own transcript, context): the segment's own words come first and
+whole, so the model always knows which utterance it scores (and BERT-style encoders' pooled
+[CLS] sits next to them); the second sequence holds the neighbours in time order with the
+separator token between them and the mask token where the segment itself stands:
+`[CLS] own [SEP] b2 [SEP] b1 [SEP] [MASK] [SEP] a1 [SEP]` (see `context_ids`).
+
 `tokenizer_words` describes how the tokenizer's ids make words, which the text corruptions need
 (data/corruptions.py): the caller computes it here and hands it to `Corruption.bind`.
 """
@@ -22,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mimsa.data.context import ContextWindow, neighbours
 from mimsa.data.corruptions import TokenizerWords
 from mimsa.encoders.weights import cache_root
 from mimsa.errors import ConfigError, DataError
@@ -72,14 +80,24 @@ def tokenize_texts(texts: list[str], tokenizer_dir: str | Path, max_length: int 
 
 
 def attach_token_ids(dataset: MultimodalDataset, tokenizer_dir: str | Path,
-                     max_length: int = 50, cache: EncoderCache | None = None) -> int:
+                     max_length: int = 50, cache: EncoderCache | None = None,
+                     context: ContextWindow | None = None) -> int:
     """Set `dataset.text_ids` from its transcripts with this tokenizer; return the pad id.
 
-    Raises DataError when the dataset has no transcripts.
+    With `context`, each sample's ids also hold its neighbours' transcripts (the module
+    docstring; `context_ids`). Raises DataError when the dataset has no transcripts,
+    ConfigError when its ids do not give the neighbours or the tokenizer has no separator or
+    mask token.
     """
     if dataset.text is None:
         raise DataError(f"dataset {dataset.name} has no raw text; a pretrained text encoder "
                         f"needs transcripts (use encoder.name=features or a dataset with text)")
+    if context is not None:
+        ids, pad_id = _tokenize_with_context(dataset, context, tokenizer_dir, max_length, cache)
+        dataset.text_ids = list(ids)
+        dataset.vocab_size = None
+        dataset.card.dims.pop("vocab", None)
+        return pad_id
     ids, pad_id = _tokenize(dataset.text, tokenizer_dir, max_length, cache)
     dataset.text_ids = list(ids)
     dataset.vocab_size = None
@@ -152,14 +170,8 @@ def _read_json(path: Path) -> dict:
 
 def _tokenize(texts: list[str], tokenizer_dir: str | Path, max_length: int,
               cache: EncoderCache | None) -> tuple[list[np.ndarray], int]:
-    if max_length < 2:
-        raise ConfigError(f"encoder.max_length {max_length} cannot hold the special tokens; "
-                          f"use >= 2")
     folder = Path(tokenizer_dir).expanduser().resolve()
-    limit = position_limit(folder)
-    if limit is not None and max_length > limit:
-        raise ConfigError(f"encoder.max_length {max_length} exceeds the {limit} positions the "
-                          f"encoder in {folder} has; use encoder.max_length <= {limit}")
+    _check_length(folder, max_length)
     key = _token_key(folder, max_length, texts)
     if cache is not None and key in cache.token_ids:
         return cache.token_ids[key]
@@ -179,6 +191,119 @@ def _tokenize(texts: list[str], tokenizer_dir: str | Path, max_length: int,
     if cache is not None:
         cache.token_ids[key] = result
     return result
+
+
+def context_ids(own: list[int], before: list[list[int]], after: list[list[int]], room: int,
+                sep: list[int], marker: int) -> tuple[list[int], list[int]]:
+    """Return (own ids, context ids) that fit in `room` tokens together (special tokens of
+    the pair encoding not counted).
+
+    own     the segment's token ids (no special tokens); kept whole unless it alone exceeds
+            `room`, then cut to `room` and the context left out
+    before  earlier neighbours' ids, nearest last; `after`: later ones, nearest first
+    sep     the separator ids put between neighbours; `marker`: the id standing for the
+            segment itself inside the context (the tokenizer's mask token)
+
+    Neighbours are added nearest first, alternating before/after (b1, a1, b2, a2, ...); the
+    first that does not fit is trimmed at its far end (an earlier one loses its start, a
+    later one its end) and the rest are left out. The context keeps time order:
+    b_k sep ... b_1 sep marker sep a_1 ... sep a_k.
+    """
+    own = own[:room]
+    left = room - len(own) - 1  # the marker
+    if left < 0:
+        return own, []
+    kept_before: list[list[int]] = []
+    kept_after: list[list[int]] = []
+    nearest_before = list(reversed(before))
+    order = [(side[k], side is nearest_before)
+             for k in range(max(len(before), len(after)))
+             for side in (nearest_before, after) if k < len(side)]
+    for ids, earlier in order:
+        cost = len(ids) + len(sep)
+        if cost > left:
+            keep = left - len(sep)
+            if keep > 0:
+                piece = ids[len(ids) - keep:] if earlier else ids[:keep]
+                (kept_before if earlier else kept_after).append(piece)
+            break
+        (kept_before if earlier else kept_after).append(ids)
+        left -= cost
+    context: list[int] = []
+    for ids in reversed(kept_before):
+        context += [*ids, *sep]
+    context.append(marker)
+    for ids in kept_after:
+        context += [*sep, *ids]
+    return own, context
+
+
+def _tokenize_with_context(dataset: MultimodalDataset, window: ContextWindow,
+                           tokenizer_dir: str | Path, max_length: int,
+                           cache: EncoderCache | None) -> tuple[list[np.ndarray], int]:
+    folder = Path(tokenizer_dir).expanduser().resolve()
+    found = neighbours(dataset, window)
+    texts = dataset.text
+    keyed = [f"{window.before}:{window.after}\x1f{texts[i]}\x1f"
+             + "\x1e".join(texts[j] for j in before) + "\x1f" + "\x1e".join(texts[j] for j in after)
+             for i, (before, after) in enumerate(found)]
+    key = "context-" + _token_key(folder, max_length, keyed)
+    if cache is not None and key in cache.token_ids:
+        return cache.token_ids[key]
+    path = cache_root() / "tokens" / f"{key}.npz"
+    result = _read_tokens(path, len(texts))
+    if result is None:
+        _check_length(folder, max_length)
+        tokenizer = load_tokenizer(folder, cache)
+        if tokenizer.sep_token_id is None or tokenizer.mask_token_id is None:
+            raise ConfigError(f"data.context needs a tokenizer with a separator and a mask "
+                              f"token; the one in {folder} lacks one; use data.context: null")
+        plain = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
+                          return_token_type_ids=False)["input_ids"]
+        prefix, middle, suffix = _pair_template(tokenizer)
+        room = max_length - len(prefix) - len(middle) - len(suffix)
+        if room < 2:
+            raise ConfigError(f"encoder.max_length {max_length} leaves no room for a segment "
+                              f"and its context; use a larger encoder.max_length")
+        lists = []
+        for i, (before, after) in enumerate(found):
+            own, context = context_ids(plain[i], [plain[j] for j in before],
+                                       [plain[j] for j in after], room,
+                                       [tokenizer.sep_token_id], tokenizer.mask_token_id)
+            lists.append([*prefix, *own, *middle, *context, *suffix])
+        lengths = np.array([len(x) for x in lists], dtype=np.int64)
+        flat = np.fromiter((t for x in lists for t in x), dtype=np.int64, count=int(lengths.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        pad_id = _pad_id(tokenizer)
+        _write_tokens(path, flat, offsets, pad_id)
+        result = _split(flat, offsets), pad_id
+    if cache is not None:
+        cache.token_ids[key] = result
+    return result
+
+
+def _pair_template(tokenizer) -> tuple[list[int], list[int], list[int]]:
+    """Return the special ids a pair encoding puts before, between and after its two
+    sequences (BERT: [CLS] | [SEP] | [SEP]; MPNet/RoBERTa: <s> | </s></s> | </s>), read off
+    the tokenizer's encoding of two lone mask tokens."""
+    mask = tokenizer.mask_token
+    ids = tokenizer(mask, mask, return_attention_mask=False,
+                    return_token_type_ids=False)["input_ids"]
+    where = [i for i, t in enumerate(ids) if t == tokenizer.mask_token_id]
+    if len(where) != 2:
+        raise ConfigError(f"data.context: the tokenizer {tokenizer.name_or_path} does not "
+                          f"encode a pair of texts as expected; use data.context: null")
+    return ids[:where[0]], ids[where[0] + 1:where[1]], ids[where[1] + 1:]
+
+
+def _check_length(folder: Path, max_length: int) -> None:
+    if max_length < 2:
+        raise ConfigError(f"encoder.max_length {max_length} cannot hold the special tokens; "
+                          f"use >= 2")
+    limit = position_limit(folder)
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"encoder.max_length {max_length} exceeds the {limit} positions the "
+                          f"encoder in {folder} has; use encoder.max_length <= {limit}")
 
 
 def _token_key(folder: Path, max_length: int, texts: list[str]) -> str:

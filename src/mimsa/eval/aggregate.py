@@ -82,5 +82,9 @@ def write_summary(out_dir: Path, results: dict[int, dict], title: str,
 def write_seed_summary(out_dir: Path, cfg: dict, results: dict[int, dict]) -> None:
     """Write summary.csv and summary.md of a multi-seed run (`train_seeds` results per seed)
     into `out_dir`, titled "<model> on <dataset>" with the run's protocol."""
-    write_summary(out_dir, results, title=f"{cfg['model']['name']} on {cfg['data']['name']}",
+    context = cfg["data"].get("context")
+    title = f"{cfg['model']['name']} on {cfg['data']['name']}"
+    if context:
+        title += f" with context (before {context['before']}, after {context['after']})"
+    write_summary(out_dir, results, title=title,
                   protocol=cfg.get("protocol", "clean"))
