@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copy the per-seed metrics.json of every finished multi-seed run under RUNS (default runs/grid)
 # into bench/results/grid/<run>/seed-*/metrics.json, so that tables and paired tests
-# (bench/compare.py) can be redone from the repository without the run directories.
+# (mimsa compare) can be redone from the repository without the run directories.
 #   bash bench/keep_metrics.sh [RUNS]
 set -euo pipefail
 runs="${1:-runs/grid}"

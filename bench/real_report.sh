@@ -7,10 +7,11 @@ grid=${1:?usage: real_report.sh GRID_DIR [tables|drop|robustness ...]}; shift
 parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(tables drop robustness)
 out="$grid/tables"; mkdir -p "$out"
 have() { for r in "$@"; do [ -f "$grid/$r/summary.csv" ] || return 1; done; }
-cmp() {  # cmp NAME REF OTHER... : compare.py table, paired to REF
+cmp() {  # cmp NAME REF OTHER... : mimsa compare tables (.md, .csv), paired to REF
   local name=$1; shift
   have "$@" || { echo "skip $name (missing runs)"; return; }
-  python bench/compare.py "${@/#/$grid/}" --out "$out/$name.md" > /dev/null && echo "$out/$name.md"
+  mimsa compare "${@/#/$grid/}" --out "$out/$name.md" --csv "$out/$name.csv" > /dev/null \
+    && echo "$out/$name.md"
 }
 for part in "${parts[@]}"; do case $part in
 tables)

@@ -10,6 +10,6 @@ for m in t a v tav; do
   mimsa train -m late_fusion -d synthetic --seeds $seeds --set data.modalities=$m \
     --out "$out/$m" --quiet $resume > /dev/null
 done
-python bench/compare.py "$out/tav" "$out/t" "$out/a" "$out/v" \
-  --labels "late_fusion t+a+v" "text only" "audio only" "vision only" \
-  --out "$out/table.md"
+mimsa compare "$out/tav" "$out/t" "$out/a" "$out/v" \
+  --label "late_fusion t+a+v" --label "text only" --label "audio only" \
+  --label "vision only" --out "$out/table.md" --csv "$out/table.csv"

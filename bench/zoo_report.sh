@@ -5,7 +5,7 @@
 #   bash bench/zoo_report.sh > /tmp/zoo_tables.md
 set -uo pipefail
 cd "$(dirname "$0")/results/grid"
-metrics="MAE Corr Has0_acc_2 Non0_acc_2 Non0_F1_score Mult_acc_7"
+metrics="MAE,Corr,Has0_acc_2,Non0_acc_2,Non0_F1_score,Mult_acc_7"
 table() {  # title, reference, others...
   local title=$1; shift
   local present=()
@@ -14,7 +14,7 @@ table() {  # title, reference, others...
   done
   if [ ${#present[@]} -ge 2 ]; then
     printf '\n%s\n\n' "$title"
-    python ../../compare.py "${present[@]}" --metrics $metrics
+    mimsa compare "${present[@]}" --metrics "$metrics"
   fi
 }
 table "Self-MM and MAG-BERT, frozen MiniLM, \`mosi\`:" mosi_late_fusion_minilm-frozen \
