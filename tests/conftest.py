@@ -36,7 +36,7 @@ def interrupt_run():
     from mimsa.train.run import train_run
 
     def run(cfg: dict, run_dir, epoch: int = 2) -> None:
-        def interrupt(finished: int) -> None:
+        def interrupt(finished: int, row: dict) -> None:
             if finished == epoch:
                 raise KeyboardInterrupt
 

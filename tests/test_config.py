@@ -76,7 +76,7 @@ def test_unknown_keys_list_valid_ones(tmp_path):
     ("train.stages=[{name: m, fraction: 2}]", "train.stages.0.fraction=2"),
     ("train.stages=[{name: m, terms: {task: x}}]", "train.stages.0.terms.task='x'"),
     ("train.optimizers={mi: {lr: -1}}", "train.optimizers.mi.lr=-1"),
-    ("encoder.pooling=max", "'cls' or 'mean'"),
+    ("encoder.pooling=max", "'cls', 'mean' or 'segment'"),
     ("penalty.critic_steps=0", "penalty.critic_steps=0"),
     ("data.synthetic_sizes={train: 0}", "data.synthetic_sizes.train=0"),
 ])

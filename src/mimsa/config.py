@@ -67,6 +67,11 @@ DEFAULTS: dict[str, Any] = {
         "optimizers": {},
         "term_weights": {},  # {term or "stage/term": weight} replaces stage weights; 0 = off
         "threads": None,
+        # learning-rate schedule of the main optimizer over the epoch budget (train/optim.py):
+        # linear warm-up over this fraction of the steps, then "none" (constant) or "linear"
+        # decay to 0
+        "warmup": 0.0,
+        "decay": "none",
     },
     "objectives": {},
     # A mutual-dependency penalty (Colombo et al.) on any model; see objectives/penalty_config.py.

@@ -83,7 +83,7 @@ class DataSection(_Section):
 
 class EncoderSection(_Section):
     name: str = "auto"
-    pooling: Literal["cls", "mean"] = "cls"
+    pooling: Literal["cls", "mean", "segment"] = "cls"
     max_length: PositiveInt = 50
     freeze: bool = False
     lr: PositiveFloat = 5e-5
@@ -128,6 +128,8 @@ class TrainSection(_Section):
     optimizers: dict[str, OptimizerSection] = Field(default_factory=dict)
     term_weights: dict[str, float] = Field(default_factory=dict)
     threads: PositiveInt | None = None
+    warmup: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    decay: Literal["none", "linear"] = "none"
 
 
 class PenaltySection(_Section):

@@ -90,3 +90,22 @@ def test_a_run_with_context_says_so_and_resumes_exactly(tiny_dir, tmp_path, inte
     assert train_run(cfg, tmp_path / "cut", resume=True) == full
     spec = json.loads((tmp_path / "full" / "model.json").read_text())
     assert spec["inputs"]["text"]["context"] == {"before": 1, "after": 1}
+
+
+def test_segment_pooling_averages_the_first_segment_only():
+    import torch
+
+    from mimsa.encoders.text import first_segment_mean
+
+    states = torch.arange(12, dtype=torch.float32).reshape(2, 6, 1)
+    ids = torch.tensor([[2, 10, 11, SEP, 20, SEP], [2, SEP, MARK, SEP, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    pooled = first_segment_mean(states, ids, mask, SEP)
+    assert pooled[0].item() == 1.5  # positions 1 and 2
+    assert pooled[1].item() == 7.5  # empty first segment: all real tokens (6..9)
+
+
+def test_segment_pooling_reads_the_separator_from_the_tokenizer(tiny_dir):
+    from mimsa.encoders.text import TextEncoder
+
+    assert TextEncoder(tiny_dir, pooling="segment").sep_id == SEP

@@ -17,17 +17,21 @@ import torch
 from torch import nn
 
 from mimsa.encoders.cache import EncoderCache
+from mimsa.encoders.tokens import load_tokenizer
 from mimsa.encoders.weights import resolve_encoder
 from mimsa.errors import ConfigError
 
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "segment")
 
 
 class TextEncoder(nn.Module):
     """A pretrained transformer (under `.pretrained`) → (pooled [B, H], states [B, T, H], mask).
 
     pooling: 'cls' = last-layer state of the first token (not the pooler head, which is dropped);
-    'mean' = mean of the last-layer states over real tokens. freeze=True: no gradients, the
+    'mean' = mean of the last-layer states over real tokens; 'segment' = mean over the tokens
+    of the first segment only, between the first token and the first separator (with
+    `data.context` the segment's own words, whose states have attended to the context;
+    without context, the words without the special tokens). freeze=True: no gradients, the
     transformer stays in eval mode (no dropout), and each distinct token sequence is encoded
     once, unpadded (sequences of equal length together), then served from `cache` (states per
     weights folder, so every frozen encoder built from the same weights and given the same
@@ -56,6 +60,7 @@ class TextEncoder(nn.Module):
         self.pretrained = model
         self.out_dim = int(model.config.hidden_size)
         self.pooling = pooling
+        self.sep_id = _separator_id(source, model) if pooling == "segment" else None
         self.freeze = freeze
         # The folder the weights were loaded from (None for a module passed in): frozen weights
         # from a folder are left out of checkpoints and reloaded from it (train/checkpoint.py).
@@ -96,6 +101,8 @@ class TextEncoder(nn.Module):
                                      attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
             pooled = states[:, 0]
+        elif self.pooling == "segment":
+            pooled = first_segment_mean(states, input_ids, attention_mask, int(self.sep_id))
         else:
             weights = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
@@ -158,3 +165,29 @@ def share_cache(model: nn.Module, cache: EncoderCache) -> int:
     for encoder in encoders:
         encoder.use_cache(cache)
     return len(encoders)
+
+
+def first_segment_mean(states: torch.Tensor, input_ids: torch.Tensor,
+                       attention_mask: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """Return the mean of `states` [B, T, H] over positions 1 .. (first `sep_id` after
+    position 0) - 1 of each row, real tokens only → [B, H]. A row whose first segment is empty
+    falls back to the mean over all its real tokens."""
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    is_sep = (input_ids == sep_id) & (positions >= 1)
+    first_sep = torch.where(is_sep, positions, input_ids.shape[1]).min(dim=1, keepdim=True).values
+    weights = ((positions >= 1) & (positions < first_sep) & attention_mask.bool())
+    empty = weights.sum(1, keepdim=True) == 0
+    weights = torch.where(empty, attention_mask.bool(), weights).unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+def _separator_id(source: str | Path | nn.Module, model: nn.Module) -> int:
+    """Return the separator token id of the encoder's tokenizer (or its config's)."""
+    if not isinstance(source, nn.Module):
+        sep = load_tokenizer(resolve_encoder(source)).sep_token_id
+    else:
+        sep = getattr(model.config, "sep_token_id", None)
+    if sep is None:
+        raise ConfigError("encoder.pooling=segment needs a tokenizer with a separator token; "
+                          "this encoder has none; use cls or mean")
+    return int(sep)

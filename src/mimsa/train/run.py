@@ -82,7 +82,7 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
                          f"(use a subset of t, a, v)")
     modalities = "".join(m for m in "tav" if m in wanted)
     if "t" in modalities:
-        text = prepare_text(dataset, cfg["encoder"], saved_text, cache)
+        text = prepare_text(dataset, cfg["encoder"], saved_text, cache, data.get("context"))
     else:
         text = TextSpec()
     dims = dataset.feature_dims()
@@ -234,9 +234,9 @@ def _short(value: Any) -> str:
 
 def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
               display: QuietDisplay | None = None,
-              on_epoch_end: Callable[[int], None] | None = None,
+              on_epoch_end: Callable[[int, dict], None] | None = None,
               cache: EncoderCache | None = None,
-              given: dict[str, Any] | None = None) -> dict:
+              given: dict[str, Any] | None = None, score_test: bool = True) -> dict:
     """Train one seed into `run_dir`; return its metrics.json content.
 
     `cache` keeps tokenizers, token ids and a frozen text encoder's states; a fresh one is made
@@ -245,6 +245,11 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     With `resume`, the run continues from its last finished epoch using the config saved in
     `run_dir`; `given` ({dotted key: value}, the settings the user gave explicitly) is compared
     with it first (`reconcile_resume`). A finished run is returned as it is.
+
+    `on_epoch_end(epoch, row)` is called after each epoch with its history row (see
+    `Trainer`). With `score_test=False` the test split is never predicted or scored (tuning):
+    metrics.json has `"test": null`, predictions.csv holds train and valid only, and
+    `protocol: legacy` is refused (`ConfigError`).
 
     Everything is checked (config, data, model, objectives, stages) before the run directory
     is created; a start that fails before its first epoch is saved removes what it created.
@@ -294,7 +299,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
                        "frozen_encoders": frozen_encoders(model)}
     trainer = Trainer(model, objectives, dataset, run_cfg, checkpoint_spec, run_dir,
                       modalities=spec.modalities, pad_id=spec.text.pad_id, display=display,
-                      on_epoch_end=on_epoch_end, augment=augment)
+                      on_epoch_end=on_epoch_end, augment=augment, score_test=score_test)
     created = _first_missing(run_dir)
     with run_lock(run_dir):  # creates the directory
         try:
@@ -351,10 +356,13 @@ def _remove_created(run_dir: Path, created: Path) -> None:
 
 def write_outputs(run_dir: Path, cfg: dict, dataset: MultimodalDataset,
                   result: FitResult) -> dict:
-    """Write metrics.json and predictions.csv; return the metrics dict."""
-    metrics = {"valid": result.metrics["valid"], "test": result.metrics["test"],
+    """Write metrics.json and predictions.csv; return the metrics dict (`"test": None` when
+    the run did not score test)."""
+    metrics = {"valid": result.metrics["valid"], "test": result.metrics.get("test"),
                "best_epoch": result.best_epoch, "seed": cfg["seed"],
                "protocol": cfg.get("protocol", "clean")}
+    if cfg["data"].get("context"):  # results with context are never read as single-utterance
+        metrics["context"] = dict(cfg["data"]["context"])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", "label", "prediction", "split"])

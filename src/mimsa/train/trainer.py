@@ -33,7 +33,14 @@ the training batches of every stage; validation and test batches are never touch
 `protocol: legacy` reproduces MMIM's published, test-informed checkpoint rule: the test split is
 scored every epoch (history rows carry test/*), early stopping follows validation, and a
 checkpoint is kept only when the validation metric improves AND test MAE beats its best so far.
-The default `clean` never looks at test before the end.
+The default `clean` never looks at test before the end; with `score_test=False` (tuning, see
+`mimsa.sweep.tune`) it never looks at test at all: the selected model predicts and is scored on
+train and valid only, and `protocol: legacy` is refused.
+
+`on_epoch_end(epoch, row)` is called after every epoch, once the epoch's history row (training
+terms, `valid/<metric>` for every metric, `best`) is written and its resume state saved, so an
+exception raised there (an interrupt, a tuner's pruning) leaves an interrupted run that
+`--resume` continues.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ from mimsa.train.checkpoint import (
 )
 from mimsa.train.display import QuietDisplay
 from mimsa.train.inference import predict
-from mimsa.train.optim import build_optimizers
+from mimsa.train.optim import build_optimizers, lr_factor
 from mimsa.train.seeding import epoch_rng
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
@@ -115,7 +122,8 @@ class Stage:
 
 @dataclass
 class FitResult:
-    """What a finished run produced: metrics per split, predictions per split, best epoch."""
+    """What a finished run produced: metrics per split (valid, and test unless the trainer was
+    told not to score it), predictions per split (train, valid[, test]), best epoch."""
 
     metrics: dict[str, dict[str, float]]
     predictions: dict[str, np.ndarray]
@@ -197,9 +205,11 @@ class Trainer:
     def __init__(self, model: nn.Module, objectives: nn.ModuleDict, dataset: MultimodalDataset,
                  cfg: dict, spec: dict, run_dir: Path, *, modalities: str, pad_id: int = 0,
                  display: QuietDisplay | None = None,
-                 on_epoch_end: Callable[[int], None] | None = None,
-                 augment: Callable[[Batch, int], Batch] | None = None) -> None:
+                 on_epoch_end: Callable[[int, dict], None] | None = None,
+                 augment: Callable[[Batch, int], Batch] | None = None,
+                 score_test: bool = True) -> None:
         self.model, self.objectives, self.dataset = model, objectives, dataset
+        self.score_test = score_test
         self.augment = augment
         self.cfg, self.spec, self.run_dir = cfg, spec, run_dir
         self.train_cfg = cfg["train"]
@@ -211,7 +221,13 @@ class Trainer:
         self.protocol = str(cfg.get("protocol", "clean"))
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"unknown protocol '{self.protocol}'; valid: {', '.join(PROTOCOLS)}")
+        if self.protocol == "legacy" and not score_test:
+            raise ConfigError("protocol: legacy scores the test split every epoch, and this run "
+                              "must not look at test (tuning); use protocol: clean")
         self.optimizers = build_optimizers(model, objectives, self.train_cfg, cfg["encoder"])
+        for group in self.optimizers["main"].param_groups:
+            group.setdefault("base_lr", group["lr"])
+        self.main_steps = 0  # steps of "main" so far: the learning-rate schedule's clock
         for stage in self.stages:
             for name in stage.optimizers:
                 if name not in self.optimizers:
@@ -270,9 +286,28 @@ class Trainer:
         if self.train_cfg.get("clip"):
             params = [p for opt in optimizers for g in opt.param_groups for p in g["params"]]
             nn.utils.clip_grad_norm_(params, float(self.train_cfg["clip"]))
+        if "main" in step.optimizers:
+            self._schedule_main()
         for opt in optimizers:
             opt.step()
         return terms, loss, output
+
+    def _schedule_main(self) -> None:
+        """Set the main optimizer's learning rates for its next step (`lr_factor`)."""
+        warmup, decay = float(self.train_cfg.get("warmup", 0.0)), self.train_cfg.get("decay")
+        if warmup or decay == "linear":
+            factor = lr_factor(self.main_steps, self._total_main_steps(), warmup, str(decay))
+            for group in self.optimizers["main"].param_groups:
+                group["lr"] = group["base_lr"] * factor
+        self.main_steps += 1
+
+    def _total_main_steps(self) -> int:
+        """Return the main optimizer's steps over the whole epoch budget."""
+        batches = math.ceil(len(self.split_index["train"]) / int(self.cfg["data"]["batch_size"]))
+        per_epoch = sum(max(1, math.ceil(stage.fraction * batches))
+                        * sum(step.repeat for step in stage.steps if "main" in step.optimizers)
+                        for stage in self.stages)
+        return max(1, per_epoch * int(self.train_cfg["epochs"]))
 
     def _run_stage(self, epoch: int, stage: Stage) -> dict[str, float]:
         rng = epoch_rng(self.seed, epoch)
@@ -383,7 +418,7 @@ class Trainer:
                     + (f"  test MAE {row['test/MAE']:.4f}" if "test/MAE" in row else "")
                     + ("  *" if keep else ""))
                 if self.on_epoch_end is not None:
-                    self.on_epoch_end(epoch)
+                    self.on_epoch_end(epoch, dict(row))
         finally:
             self.display.stop()
         return self._finish(state)
@@ -394,9 +429,10 @@ class Trainer:
                                 f"nothing to select")
         load_model_state(self.model, state["best_state"]["model"], self.frozen, str(self.run_dir))
         self.objectives.load_state_dict(state["best_state"]["objectives"])
-        predictions = {split: self.predict_split(split) for split in ("train", "valid", "test")}
+        splits = ("train", "valid", "test") if self.score_test else ("train", "valid")
+        predictions = {split: self.predict_split(split) for split in splits}
         metrics = {split: score(self.dataset.labels[self.split_index[split]], predictions[split])
-                   for split in ("valid", "test")}
+                   for split in splits if split != "train"}
         return FitResult(metrics, predictions, state["best_epoch"], state["history"])
 
     def _write_history(self, history: list[dict]) -> None:
@@ -409,7 +445,7 @@ class Trainer:
         return {**state, "model": self._model_state(),
                 "objectives": to_cpu_state(self.objectives),
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "torch_rng": torch.get_rng_state(),
+                "torch_rng": torch.get_rng_state(), "main_steps": self.main_steps,
                 "history": json.dumps(state["history"])}
 
     def _restore(self, saved: dict) -> dict:
@@ -418,6 +454,7 @@ class Trainer:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(saved["optimizers"][name])
         torch.set_rng_state(saved["torch_rng"])
+        self.main_steps = int(saved.get("main_steps", 0))
         keys = ("epoch", "best_score", "best_epoch", "bad_epochs", "best_state")
         return {**{k: saved[k] for k in keys}, "best_test": saved.get("best_test"),
                 "history": json.loads(saved["history"])}
