@@ -369,3 +369,15 @@ def test_score_casts_labels_and_matches_compute_metrics():
     labels = [1, -2, 0, 3]  # integers: cast to float64
     predictions = np.array([0.5, -1.0, 0.2, 2.5])
     assert score(labels, predictions) == compute_metrics(np.array(labels, float), predictions)
+
+
+def test_class_labels_of_single_scores_follow_acc7_and_has0():
+    from mimsa.metrics import CLASS7_NAMES, class2, class7
+
+    scores = [-3.7, -2.5, -0.5, 0.0, 0.49, 1.5, 2.5, 9.0]
+    assert class7(scores).tolist() == [-3, -2, 0, 0, 0, 2, 2, 3]  # clip, round half to even
+    assert class2([-0.01, 0.0, 2.0]).tolist() == ["negative", "non-negative", "non-negative"]
+    assert sorted(CLASS7_NAMES) == list(range(-3, 4))
+    labels, preds = np.array(scores), np.array(scores[::-1])
+    acc7 = regression_metrics(labels, preds)["Mult_acc_7"]
+    assert acc7 == pytest.approx(np.mean(class7(labels) == class7(preds)))

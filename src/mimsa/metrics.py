@@ -154,6 +154,24 @@ def _multiclass_acc(y_true: np.ndarray, y_pred: np.ndarray, bound: float) -> flo
     return _accuracy(true_cls, pred_cls)
 
 
+CLASS7_NAMES: dict[int, str] = {-3: "strongly negative", -2: "negative", -1: "weakly negative",
+                                0: "neutral", 1: "weakly positive", 2: "positive",
+                                3: "strongly positive"}
+"""Names of the 7 classes of CMU-MOSI/MOSEI's annotation scale, by class value."""
+
+
+def class7(values: ArrayLike) -> np.ndarray:
+    """Return the 7-class labels (int64 in -3..3) of scores as ``Mult_acc_7`` defines them:
+    clipped to ``[-3, 3]``, rounded half to even."""
+    return np.round(np.clip(np.asarray(values, dtype=np.float64), -3.0, 3.0)).astype(np.int64)
+
+
+def class2(values: ArrayLike) -> np.ndarray:
+    """Return the 2-class labels of scores as ``Has0_acc_2`` defines them: ``"negative"``
+    (``< 0``) or ``"non-negative"`` (``>= 0``)."""
+    return np.where(np.asarray(values, dtype=np.float64) < 0, "negative", "non-negative")
+
+
 def _non0_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
     """Return ``(Non0_acc_2, Non0_F1_score)``, or ``(nan, nan)`` with a warning.
 

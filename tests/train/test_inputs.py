@@ -149,3 +149,21 @@ def test_a_broken_input_record_is_one_line(dataset):
     record["text"]["tokenizer_of_the_future"] = "x"
     with pytest.raises(RunError, match="RUN: model.json key 'inputs' is not a valid input"):
         saved_input_spec({"inputs": record}, "RUN")
+
+
+def test_a_dataset_built_by_extract_records_its_extractors_per_modality(dataset):
+    audio = [{"name": "librosa", "version": "librosa 0.11; mimsa-1", "config": {"n_mfcc": 13}}]
+    visual = [{"name": "fer_emotion", "version": "fer 25; mimsa-1", "config": {"fps": 10.0}}]
+    dataset.card.extraction = {"decode": {"fps": 10.0}, "layout": "sequence", "audio": audio,
+                               "visual": visual, "text": {"given": 3, "asr": 1},
+                               "present_fraction": {"visual": 0.9}}
+    record = input_record(_spec(dataset, "ta"), dataset)["extraction"]
+    assert record == {"decode": {"fps": 10.0}, "layout": "sequence", "audio": audio,
+                      "text": {"given": 3, "asr": 1}}
+    assert "extraction" not in input_record(_spec(make_synthetic(0, SIZES)),
+                                            make_synthetic(0, SIZES))
+    saved = input_record(_spec(dataset, "ta"), dataset)
+    dataset.card.extraction["audio"] = [{**audio[0], "version": "librosa 0.12; mimsa-1"}]
+    with pytest.warns(DataChangedWarning, match="audio features were made by librosa "
+                                                "librosa 0.11.*by librosa librosa 0.12"):
+        check_inputs(saved, _spec(dataset, "ta"), "run", dataset)

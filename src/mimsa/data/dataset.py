@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,6 +52,10 @@ class DatasetCard:
     split_sizes: dict[str, int] = field(default_factory=dict)
     label_range: tuple[float, float] = (-3.0, 3.0)
     notes: list[str] = field(default_factory=list)
+    # How `mimsa extract` made the features from raw clips (`mimsa.features.extract`): the
+    # extractors' records {"audio": [...], "visual": [...]} (name, version, config, dim,
+    # rate_hz), decoding settings, layout and transcript sources; {} for any other dataset.
+    extraction: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Return the card as a plain, JSON/YAML-serialisable dict."""
@@ -70,6 +74,11 @@ class DatasetCard:
             dim = self.dims.get(modality)
             dim_text = f" ({dim}-d)" if dim else ""
             lines.append(f"  {modality}{dim_text}: {text}")
+        for modality in ("audio", "visual"):
+            names = ", ".join(f"{r.get('name')} ({r.get('version')})"
+                              for r in self.extraction.get(modality) or [])
+            if names:
+                lines.append(f"  {modality} extractors: {names}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 

@@ -346,9 +346,11 @@ def _card(data: Any, file: Path) -> DatasetCard:
     if not isinstance(data, dict):
         raise DataError(f"{file}: key 'card' is not an object")
     known = {"name", "source", "description", "provenance", "dims", "split_sizes",
-             "label_range", "notes"}
+             "label_range", "notes", "extraction"}
     try:
         kwargs = {k: v for k, v in data.items() if k in known}
+        if not isinstance(kwargs.get("extraction", {}), dict):
+            raise TypeError("'extraction' is not an object")
         if "label_range" in kwargs:
             lo, hi = kwargs["label_range"]
             kwargs["label_range"] = (float(lo), float(hi))

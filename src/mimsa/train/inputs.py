@@ -37,8 +37,29 @@ class DataChangedWarning(UserWarning):
 
 def input_record(spec: InputSpec, dataset: MultimodalDataset) -> dict:
     """Return model.json's "inputs" entry: `spec.to_dict()` plus the provenance of the fields
-    the run reads ({field: text} from the dataset card)."""
-    return {**spec.to_dict(), "provenance": used_provenance(dataset, spec.modalities)}
+    the run reads ({field: text} from the dataset card) and, for a dataset built by `mimsa
+    extract`, how its features were made ("extraction": `used_extraction`), which is what
+    `mimsa predict` reproduces on a new clip."""
+    record = {**spec.to_dict(), "provenance": used_provenance(dataset, spec.modalities)}
+    extraction = used_extraction(dataset, spec.modalities)
+    if extraction:
+        record["extraction"] = extraction
+    return record
+
+
+def used_extraction(dataset: MultimodalDataset, modalities: str) -> dict:
+    """Return the part of the card's `extraction` record (`mimsa.features.extract`) that
+    `modalities` read: decoding, layout, the audio extractors' records with "a", the visual
+    ones' with "v", the transcript sources with "t"; {} for a dataset not built by extract."""
+    extraction = getattr(dataset.card, "extraction", None) or {}
+    if not extraction:
+        return {}
+    skip = {"audio": "a", "visual": "v", "text": "t", "present_fraction": "", "files": ""}
+    out = {k: v for k, v in extraction.items() if k not in skip}
+    for key, modality in (("audio", "a"), ("visual", "v"), ("text", "t")):
+        if modality in modalities and key in extraction:
+            out[key] = extraction[key]
+    return out
 
 
 def used_provenance(dataset: MultimodalDataset, modalities: str) -> dict[str, str]:
@@ -111,6 +132,8 @@ def check_inputs(saved_inputs: dict, spec: InputSpec, where: str,
     if dataset is not None:
         _warn_provenance(saved_inputs.get("provenance") or {},
                          used_provenance(dataset, spec.modalities), where)
+        _warn_extraction(saved_inputs.get("extraction") or {},
+                         used_extraction(dataset, spec.modalities), where)
 
 
 def check_data_fingerprint(saved: str | None, current: str, where: str, *,
@@ -164,6 +187,19 @@ def _warn_provenance(saved: dict, now: dict, where: str) -> None:
         if saved[field] != now[field]:
             warnings.warn(f"{where}: {field} came from '{saved[field]}' in training, it now "
                           f"comes from '{now[field]}'; check that the features are the same "
+                          f"kind", DataChangedWarning, stacklevel=3)
+            return
+
+
+def _warn_extraction(saved: dict, now: dict, where: str) -> None:
+    """Warn once when the audio/visual extractors (name, version, config) that made the
+    training features differ from those of the data now (both datasets built by extract)."""
+    for key in ("audio", "visual"):
+        if key in saved and key in now and saved[key] != now[key]:
+            def names(records: list) -> str:
+                return ", ".join(f"{r.get('name')} {r.get('version')}" for r in records)
+            warnings.warn(f"{where}: the {key} features were made by {names(saved[key])} in "
+                          f"training, by {names(now[key])} now; check that they are the same "
                           f"kind", DataChangedWarning, stacklevel=3)
             return
 
