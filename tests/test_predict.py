@@ -116,7 +116,7 @@ def test_a_clip_without_the_run_s_inputs_is_one_line(extracted, fusion_run):
     assert result.exit_code == 2 and "file not found" in result.output
 
 
-def test_text_only_run_needs_the_transcript_alone(extracted, tmp_path):
+def test_text_only_run_needs_the_transcript_alone(extracted, tmp_path, monkeypatch):
     videos, target = extracted
     run = train(target, tmp_path / "t", "-m", "text_only")
     vid, cid, text, *_, nested = GOOD[0]
@@ -126,6 +126,20 @@ def test_text_only_run_needs_the_transcript_alone(extracted, tmp_path):
     # a text file named .mp4 is fine: with the text given, nothing is decoded
     (junk,) = predict(run, videos / "bad_notmedia.mp4", text=text)
     assert junk["score"] == out["score"]
+    # without a text: speech recognition, which needs the audio alone (no frame decoded)
+    from mimsa.features import asr
+    from mimsa.features import decode as decode_mod
+
+    calls = []
+    real = decode_mod.decode_clip
+    monkeypatch.setattr(decode_mod, "decode_clip",
+                        lambda *a, **k: (calls.append((k["video"], k["audio"])), real(*a, **k))[1])
+    monkeypatch.setattr(asr, "transcribe", lambda audio, sample_rate=16000, model="m", **_:
+                        asr.Transcript(text, [], "asr", model))
+    monkeypatch.setattr("mimsa.predict.require_asr", lambda: None)  # no .[asr] needed here
+    (heard,) = predict(run, clip_path(videos, vid, cid, nested))
+    assert calls == [(False, True)]
+    assert heard["transcript_source"] == "asr" and heard["score"] == out["score"]
 
 
 def test_multi_seed_run_averages_its_seeds(extracted, tmp_path):

@@ -25,6 +25,13 @@ model trained with `data.modalities=t` — works on every dataset: it needs just
 A multi-seed run directory (seed-*/) predicts with every seed and reports their mean score
 (each seed's under "seeds"); its seeds must share their inputs.
 
+Bad input is one line before any clip is scored or printed (`check_inputs`, `run_dirs`): a
+RUN_DIR that is missing, a file, no run or unfinished; seeds whose inputs differ; a clip path
+that is missing or a folder; a text that is given but empty (leave it out for speech
+recognition); a number of texts other than the clips'. A clip that is not a readable video is
+a one-line DataError when its turn comes. Only the streams the run reads are decoded (a
+text-only run without a given text decodes the audio alone, for speech recognition).
+
 Each result (one dict per clip; `--json` prints them, one object per line):
   clip               the path given
   score              the prediction clipped to [-3, 3]
@@ -102,8 +109,11 @@ class Predictor:
                                            or k == "visual" and "v" not in self._modalities)}
                 self.plan, self.extractors = _plan(self.extraction, str(seed_dir))
             elif _comparable(inputs) != _comparable(first):
-                raise RunError(f"{seed_dir}: its inputs differ from those of the first seed "
-                               f"in {self.run_dir}; predict with one seed's directory")
+                differ = next(k for k, v in _comparable(inputs).items()
+                              if v != _comparable(first)[k])
+                raise RunError(f"{seed_dir}: its inputs ({differ}) differ from those of "
+                               f"{self.seeds[0][0] if self.seeds else 'the first seed'} in "
+                               f"{self.run_dir}; predict with one seed's directory")
             model = _load_model(seed_dir, cfg, self.cache)
             self.seeds.append((seed_dir.name, model))
         self.multi_seed = not (self.run_dir / CONFIG).is_file()
@@ -117,13 +127,14 @@ class Predictor:
         """Return the result dict of one clip (see the module docstring for its keys).
 
         Raises:
-            DataError: the clip is missing or cannot give the features (names the stage).
+            DataError: the clip is missing, a folder, or cannot give the features (names the
+                stage).
+            ConfigError: `text` is given but empty.
             MissingExtraError: speech recognition is needed (no `text`) and `.[asr]` is absent.
             RunError: the features extracted now have other dims than in training.
         """
+        check_inputs([clip], [text])
         path = Path(clip)
-        if not path.is_file():
-            raise DataError(f"{path}: file not found; give the path of a video or audio clip")
         uses_text = "t" in self.modalities
         given = (text or "").strip()
         if (uses_text and not given) or self.plan.aligned:
@@ -170,9 +181,7 @@ class Predictor:
                 texts: Sequence[str | None] | None = None) -> list[dict[str, Any]]:
         """Return one result per clip; `texts` (same length as `clips`) gives transcripts."""
         texts = list(texts) if texts is not None else [None] * len(clips)
-        if len(texts) != len(clips):
-            raise ConfigError(f"{len(texts)} texts for {len(clips)} clips; give one --text per "
-                              f"clip, in the same order, or none")
+        check_inputs(clips, texts)  # every clip path and text, before the first is scored
         return [self.predict_clip(c, t) for c, t in zip(clips, texts, strict=True)]
 
     # -- pieces ------------------------------------------------------------------------------
@@ -235,7 +244,8 @@ def predict(run_dir: str | Path, clips: str | Path | Sequence[str | Path],
     """Return one result dict per clip (a single path is one clip) for the finished run in
     `run_dir` (see the module docstring for the keys and what is refused).
 
-    `text`: the transcript (a string for one clip, or one per clip); None: speech recognition.
+    `text`: the transcript (a string for one clip, or one per clip); None: speech recognition
+    (an empty string is refused: ConfigError).
     `cache`: an EncoderCache kept between calls (tokenizer, frozen encoder digests). For many
     calls, build a `Predictor` once instead: it keeps the model and extractors loaded.
     """
@@ -246,8 +256,39 @@ def predict(run_dir: str | Path, clips: str | Path | Sequence[str | Path],
     return Predictor(run_dir, cache).predict(clip_list, texts)
 
 
+def check_inputs(clips: Sequence[str | Path], texts: Sequence[str | None]) -> None:
+    """Refuse, in one line and before any clip is scored: a number of texts other than the
+    clips', a text that is given but empty, a clip path that is missing or a folder.
+
+    Raises:
+        ConfigError: the texts do not fit the clips.
+        DataError: a clip path names no file.
+    """
+    if len(texts) != len(clips):
+        raise ConfigError(f"{len(texts)} --text for {len(clips)} clips; give one --text per "
+                          f"clip, in the same order, or none")
+    for k, (clip, text) in enumerate(zip(clips, texts, strict=True)):
+        if text is not None and not str(text).strip():
+            which = f"--text number {k + 1} (for {clip})" if len(clips) > 1 else "--text"
+            raise ConfigError(f"{which} is empty; give the clip's transcript, or leave --text "
+                              f"out to transcribe the clip with speech recognition")
+    for clip in clips:
+        path = Path(clip)
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder, not a clip; give the path of a video or "
+                            f"audio file")
+        if not path.is_file():
+            raise DataError(f"{path}: file not found; give the path of a video or audio clip")
+
+
 def run_dirs(run_dir: Path) -> list[Path]:
     """Return the run directories to predict with: `run_dir` itself, or its seed-*/ runs."""
+    if not run_dir.exists():
+        raise RunError(f"{run_dir}: no such run directory; give the folder that mimsa train "
+                       f"--out wrote")
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: is a file, not a run directory; give the folder that mimsa "
+                       f"train --out wrote")
     if (run_dir / CONFIG).is_file():
         return [run_dir]
     seeds = sorted(p for p in run_dir.glob("seed-*") if (p / CONFIG).is_file())

@@ -102,3 +102,43 @@ def test_the_real_mosi_clip():
     assert 73 <= clip.frames.shape[0] <= 75  # 7.4-7.5 s at 10 fps
     assert clip.frames.shape[1:] == (360, 480, 3)
     assert 0.05 < np.abs(clip.audio).max() <= 1.0  # speech, not silence
+
+
+def test_skipping_a_stream_decodes_the_other_identically(clip_path, monkeypatch):
+    from mimsa.features import decode as decode_mod
+
+    both = decode_clip(clip_path, fps=10.0)
+    seen = []
+    add_video = decode_mod._Decoder._add_video
+    monkeypatch.setattr(decode_mod._Decoder, "_add_video",
+                        lambda self, frame: (seen.append(frame), add_video(self, frame)))
+    sound = decode_clip(clip_path, fps=10.0, video=False)
+    assert not seen  # no video frame was decoded
+    assert sound.frames is None and sound.frame_times is None and not sound.has_video
+    assert np.array_equal(sound.audio, both.audio)
+    assert sound.duration_s == pytest.approx(len(both.audio) / 16000)
+    picture = decode_clip(clip_path, fps=10.0, audio=False)
+    assert seen and picture.audio is None and not picture.has_audio
+    assert np.array_equal(picture.frames, both.frames)
+    assert np.array_equal(picture.frame_times, both.frame_times)
+    with pytest.raises(ValueError, match="video=True or audio=True"):
+        decode_clip(clip_path, video=False, audio=False)
+
+
+def test_skipping_a_stream_the_file_lacks_or_on_a_broken_file(tmp_path):
+    silent = write_clip(tmp_path / "silent.mp4", 1.0, audio=False, size=SIZE)
+    empty = decode_clip(silent, video=False)  # nothing asked for is there: not an error here
+    assert empty.audio is None and empty.frames is None and empty.duration_s == 0.0
+    sound = decode_clip(write_clip(tmp_path / "sound.mp4", 1.0, video=False), audio=False)
+    assert sound.audio is None and sound.frames is None
+    broken = write_truncated(tmp_path / "broken.mp4")
+    with pytest.raises(DataError, match="truncated"):
+        decode_clip(broken, video=False)
+    with pytest.raises(DataError, match="not a readable media file"):
+        decode_clip(write_not_media(tmp_path / "text.mp4"), video=False)
+
+
+@pytest.mark.real_data
+def test_the_real_clip_audio_alone_is_the_same_audio():
+    path = real_clip_path()
+    assert np.array_equal(decode_clip(path, video=False).audio, decode_clip(path).audio)

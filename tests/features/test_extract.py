@@ -149,9 +149,9 @@ def test_an_empty_text_needs_asr_and_nothing_is_written(tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [
-    ("video_id,clip_id,text,label,mode\na,1,x,4,train\n", r"line 2: label 4 .*outside \[-3, 3\]"),
+    ("video_id,clip_id,text,label,mode\na,1,x,4,train\n", r"line 2: label '4' .*outside \[-3, 3\]"),
     ("video_id,clip_id,text,label,mode\na,1,x,1,train\na,1,y,1,test\n", "already on line 2"),
-    ("video,clip,text,label,mode\na,1,x,1,train\n", "missing columns 'video_id'"),
+    ("video,clip,text,label,mode\na,1,x,1,train\n", "missing column 'video_id'"),
     ("id,text,label,mode\na,x,1,holdout\n", "holdout"),
 ])
 def test_label_csv_problems_are_one_line(tmp_path, content, match):
@@ -175,7 +175,7 @@ def test_nothing_succeeds_is_one_error_and_nothing_is_written(folder, tmp_path):
     videos, _ = folder
     labels = tmp_path / "label.csv"
     labels.write_text("video_id,clip_id,text,label,mode\nbad,notmedia,x,1,train\n"
-                      "bad,missing,y,1,test\n")
+                      "bad,truncated,z,1,valid\nbad,missing,y,1,test\n")
     target = tmp_path / "deep" / "ds"
     with pytest.raises(DataError, match="no clip could be extracted .*nothing was written"):
         extract_dataset(videos, labels, target, **FAKES)
@@ -285,7 +285,7 @@ def test_a_clip_that_kills_its_worker_process_is_recorded_not_fatal(tmp_path):
     lines = ["id,text,label,mode"]
     for i, sid in enumerate(["a", "b", "crash", "c", "d"]):
         write_clip(videos / f"{sid}.mp4", 1.0, video=False, seed=i)
-        lines.append(f"{sid},words,1,{'test' if sid == 'd' else 'train'}")
+        lines.append(f"{sid},words,1,{ {'c': 'valid', 'd': 'test'}.get(sid, 'train')}")
     (tmp_path / "label.csv").write_text("\n".join(lines) + "\n")
     result = extract_dataset(videos, tmp_path / "label.csv", tmp_path / "ds",
                              audio=["fake_crash"], visual=[], workers=2)
@@ -322,7 +322,8 @@ def test_the_real_clip_with_real_extractors_asr_and_word_alignment(tmp_path):
     labels = tmp_path / "label.csv"
     labels.write_text(f"id,text,label,mode\n{CLIP_ID},,1.0,train\n")
     result = extract_dataset(clip.parent, labels, tmp_path / "ds", audio=["librosa"],
-                             visual=["fer_emotion"], asr=True, aligned=True)
+                             visual=["fer_emotion"], asr=True, aligned=True,
+                             splits=("train",))  # one clip: a look, not a training set
     assert result.kept == 1 and not result.failures
     ds = load_dataset(str(tmp_path / "ds"))
     clips = json.loads((tmp_path / "ds" / "clips.json").read_text())
@@ -333,3 +334,31 @@ def test_the_real_clip_with_real_extractors_asr_and_word_alignment(tmp_path):
     heard = set(transcript["text"].lower().replace(",", " ").replace(".", " ").split())
     assert len(heard & set(reference.split())) >= len(set(reference.split())) // 3
     assert clips[CLIP_ID]["present"]["visual"] > 0.5  # the speaker faces the camera
+
+
+def test_only_the_streams_the_plan_reads_are_decoded(tmp_path, monkeypatch):
+    from features.clips import write_clip
+    from mimsa.features import asr
+    from mimsa.features import decode as decode_mod
+    from mimsa.features.decode import decode_clip
+    from mimsa.features.extract import ExtractorChoice, Plan, clip_features, instance
+
+    path = write_clip(tmp_path / "c.mp4", 1.0, face=True, size=(160, 120), fps=10)
+    calls = []
+    real = decode_mod.decode_clip
+    monkeypatch.setattr(decode_mod, "decode_clip",
+                        lambda *a, **k: (calls.append((k["video"], k["audio"])), real(*a, **k))[1])
+    monkeypatch.setattr(asr, "transcribe", lambda audio, sample_rate=16000, model="m", **_:
+                        asr.Transcript("heard words", [("heard", 0.1, 0.3)], "asr", model))
+    audio = Plan(audio=(ExtractorChoice("fake_audio"),))
+    visual = Plan(visual=(ExtractorChoice("fake_face", (("fps", 10.0),)),))
+    speech = Plan(asr_model="whisper-base")
+    out_a = clip_features(path, audio, "x")
+    out_v = clip_features(path, visual, "x")
+    out_t = clip_features(path, speech, None)
+    assert calls == [(False, True), (True, False), (False, True)]
+    full = decode_clip(path)  # what a full decode gives: the same features
+    assert np.array_equal(out_a.fields["audio"], instance(audio.audio[0]).extract(full).values)
+    assert np.array_equal(out_v.fields["vision"],
+                          instance(visual.visual[0]).extract(full).values)
+    assert out_t.transcript["text"] == "heard words" and out_t.fields == {}

@@ -12,14 +12,15 @@ offline when `asr` is on (`mimsa.features.asr`), else refused before anything is
 
 What one clip goes through (`clip_features`, shared with `mimsa predict` so that a prediction
 sees exactly the features training saw): decode (`features.decode.decode_clip`: audio 16 kHz
-mono, frames at `fps`) → ASR when needed → every audio extractor, every visual extractor
-(`features.base.get_extractor`) → the extractors of one modality joined → optionally aligned to
-the words. Joining: the first extractor with a frame rate sets the time grid; the others'
-frames are taken at the nearest time on it, an utterance-level vector (rate None) is repeated
-on every row; the columns are concatenated in the order the extractors are named. Aligned
-layout (`aligned=True`): one row per ASR word, the mean of the present frames inside it
-(`features.align.align_to_words`); it needs word timings, so ASR runs on every clip (a given
-transcript stays the text; the ASR words only place the rows).
+mono, frames at `fps`; a stream that nothing reads is not decoded) → ASR when needed → every
+audio extractor, every visual extractor (`features.base.get_extractor`) → the extractors of one
+modality joined → optionally aligned to the words. Joining: the first extractor with a frame
+rate sets the time grid; the others' frames are taken at the nearest time on it, an
+utterance-level vector (rate None) is repeated on every row; the columns are concatenated in
+the order the extractors are named. Aligned layout (`aligned=True`): one row per ASR word, the
+mean of the present frames inside it (`features.align.align_to_words`); it needs word timings,
+so ASR runs on every clip (a given transcript stays the text; the ASR words only place the
+rows).
 
 Frames without a face: visual extractors mark them (`Features.present` False) and give zero
 vectors there, never invented values; the dataset keeps those zero rows so every modality keeps
@@ -34,6 +35,21 @@ clip whose cache is valid. A clip that fails (missing file, not a media file, tr
 audio, no video, too short, silent, no face, ...) is listed in `DATASET_DIR/failures.csv`
 (clip, stage, reason) and left out; the run never aborts for one clip (failed clips are retried
 by the next run). A missing optional package or a bad setting aborts before any clip.
+
+Bad input (label.csv: a missing column, both column forms, not UTF-8, an empty or repeated id,
+a label that is not a finite number in [-3, 3], a mode other than train/valid (dev)/test, a
+split with no row, no clip file found at all; a VIDEO_DIR that is not a folder; a --to that is
+a file, under a file, a finished dataset (without --overwrite) or a folder holding other files;
+an unknown extractor, a bad option, --workers < 1, --fps outside (0, 120]) is one DataError or
+ConfigError line naming the file, line, sample or option and saying what to do, raised before
+anything is created. Columns of label.csv other than those read are ignored (MMSA-FET's
+label_T, label_A, label_V and annotation silently, others with a one-line warning).
+
+One writer per target: the whole extraction holds an OS file lock, `DATASET_DIR/.extract/.lock`
+(`filelock`, as `mimsa.train.lock` does for run directories). A second `mimsa extract` into the
+same folder stops at once with one line naming the folder and the other process's pid. The OS
+drops the lock when its process ends, however it ends, so a killed extraction never blocks the
+next one (which resumes from the cache).
 
 The result (`save_dataset` format, read by `mimsa train -d DATASET_DIR`):
   manifest.json, arrays.safetensors, samples.json   the dataset; its card's `extraction` names
@@ -57,9 +73,12 @@ import multiprocessing
 import os
 import re
 import shutil
+import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,11 +87,17 @@ import numpy as np
 
 from mimsa.atomic import atomic_write, atomic_write_text
 from mimsa.data.dataset import SPLITS, DatasetCard, MultimodalDataset
-from mimsa.data.readers._common import csv_label, normalise_split, read_csv_rows
+from mimsa.data.readers._common import SPLIT_ALIASES, read_csv_rows
 from mimsa.data.store import ARRAYS, MANIFEST, SAMPLES, is_dataset_dir, save_dataset
 from mimsa.errors import ConfigError, DataError, MimsaError, MissingExtraError
 
 CACHE_DIR = ".extract"
+LOCK = ".lock"  # in CACHE_DIR
+MAX_FPS = 120.0
+#: label.csv columns read (MMSA-FET form, mimsa form) and MMSA-FET's others, ignored silently.
+ID_COLUMNS = (("video_id", "clip_id"), ("id",))
+VALUE_COLUMNS = ("text", "label", "mode")
+IGNORED_COLUMNS = ("label_T", "label_A", "label_V", "annotation")
 FAILURES = "failures.csv"
 CLIPS = "clips.json"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
@@ -205,7 +230,7 @@ def clip_features(path: str | Path, plan: Plan, text: str | None = None,
     if not (plan.needs_media or need_asr):
         out.transcript = _transcript(given, "given") if want_text else None
         return out
-    clip = _stage("decode", path, lambda: _decode(path, plan))
+    clip = _stage("decode", path, lambda: _decode(path, plan, need_asr))
     out.duration_s = float(clip.duration_s)
     words: list[tuple[str, float, float]] = []
     if need_asr:
@@ -241,18 +266,14 @@ def clip_features(path: str | Path, plan: Plan, text: str | None = None,
     return out
 
 
-def _decode(path: Path, plan: Plan) -> Any:
-    """Return the decoded clip; its video is skipped when no visual extractor needs it (where
-    `decode_clip` offers that)."""
-    import inspect
-
+def _decode(path: Path, plan: Plan, need_asr: bool) -> Any:
+    """Return the decoded clip, decoding only what the plan reads: the video when a visual
+    extractor needs it, the audio when an audio extractor or speech recognition does."""
     from mimsa.features.decode import decode_clip
 
-    kwargs: dict[str, Any] = {"fps": plan.fps, "sample_rate": plan.sample_rate,
-                              "max_side": plan.max_side}
-    if not plan.visual and "video" in inspect.signature(decode_clip).parameters:
-        kwargs["video"] = False
-    return decode_clip(path, **kwargs)
+    return decode_clip(path, fps=plan.fps, sample_rate=plan.sample_rate,
+                       max_side=plan.max_side, video=bool(plan.visual),
+                       audio=bool(plan.audio) or need_asr)
 
 
 def _transcript(text: str, source: str, model: str | None = None,
@@ -336,21 +357,55 @@ class ClipRow:
     looked: tuple[str, ...]
 
 
+LABELS_HINT = ("label.csv needs the columns video_id, clip_id, text, label, mode (MMSA-FET) or "
+               "id, text, label, mode")
+
+
 def read_labels(labels_csv: str | Path, video_dir: str | Path) -> list[ClipRow]:
     """Return the rows of an MMSA-FET (`video_id, clip_id, ...`) or mimsa (`id, ...`) label.csv
     with the clip file each names (see the module docstring for where clips are looked for).
 
+    Columns other than those read are ignored (MMSA-FET's label_T/A/V and annotation silently,
+    any other with a UserWarning naming it).
+
     Raises:
-        DataError: one line naming the file and line: missing column, empty id, a label that
-            is not a number or is outside [-3, 3], an unknown mode, an id given twice.
+        DataError: one line naming the file and line: missing, not UTF-8, empty or not CSV;
+            a missing column, or both column forms; an empty id; a label that is not a finite
+            number in [-3, 3]; a mode other than train, valid (dev) or test; an id given twice.
     """
+    from mimsa.data.readers._common import read_csv_table
+
     labels_csv = Path(labels_csv)
     video_dir = Path(video_dir)
-    rows = read_csv_rows(labels_csv, ("text", "label", "mode"))
-    has_id = "id" in rows[0]
-    if not has_id and not ("video_id" in rows[0] and "clip_id" in rows[0]):
-        raise DataError(f"{labels_csv}: missing columns 'video_id' and 'clip_id' (or 'id'); "
-                        f"columns present: {', '.join(rows[0])}")
+    if labels_csv.is_dir():
+        raise DataError(f"{labels_csv}: is a folder; give --labels the label.csv file")
+    if not labels_csv.is_file():
+        raise DataError(f"{labels_csv}: file not found; give --labels the label.csv of the "
+                        f"clips")
+    table = read_csv_table(labels_csv)
+    if not table:
+        raise DataError(f"{labels_csv}: the file is empty; {LABELS_HINT}")
+    if len(table) == 1:
+        raise DataError(f"{labels_csv}: the file has a header but no rows; add one row per "
+                        f"clip")
+    header = [h.strip() for h in table[0][1]]
+    forms = [cols for cols in ID_COLUMNS if all(c in header for c in cols)]
+    if len(forms) > 1:
+        raise DataError(f"{labels_csv}: has both 'id' and 'video_id', 'clip_id' columns; keep "
+                        f"one form ({LABELS_HINT})")
+    wanted = (*(forms[0] if forms else ID_COLUMNS[0]), *VALUE_COLUMNS)
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise DataError(f"{labels_csv}: missing column '{missing[0]}' (columns present: "
+                        f"{', '.join(h for h in header if h) or 'none'}); {LABELS_HINT}")
+    unused = [h for h in header if h and h not in wanted and h not in IGNORED_COLUMNS]
+    if unused:
+        warnings.warn(f"{labels_csv}: column{'s' if len(unused) > 1 else ''} "
+                      f"{', '.join(repr(h) for h in unused[:3])} not used (mimsa extract reads "
+                      f"{', '.join(wanted)}); check the header if one was meant to be among "
+                      f"them", UserWarning, stacklevel=2)
+    rows = read_csv_rows(labels_csv, wanted)
+    has_id = forms[0] == ("id",)
     out, seen = [], {}
     for row in rows:
         parts = [row["id"].strip()] if has_id else [row["video_id"].strip(),
@@ -361,13 +416,14 @@ def read_labels(labels_csv: str | Path, video_dir: str | Path) -> list[ClipRow]:
         sid = "_".join(parts)
         if sid in seen:
             raise DataError(f"{labels_csv}: line {row.line}: clip '{sid}' is already on line "
-                            f"{seen[sid]}; each clip once")
+                            f"{seen[sid]}; list each clip once")
         seen[sid] = row.line
-        label = csv_label(row, labels_csv, sid)
-        if not math.isfinite(label) or not -3.0 <= label <= 3.0:
-            raise DataError(f"{labels_csv}: line {row.line}: label {row['label']} of clip "
-                            f"'{sid}' is outside [-3, 3]; scale labels to [-3, 3]")
-        split = normalise_split(row["mode"], labels_csv, sid)
+        label = _label(row, labels_csv, sid)
+        mode = row["mode"].strip()
+        if mode.lower() not in SPLIT_ALIASES:
+            raise DataError(f"{labels_csv}: line {row.line}: mode '{mode}' of clip '{sid}' is "
+                            f"not a split; use train, valid (or dev) or test")
+        split = SPLIT_ALIASES[mode.lower()]
         candidates = []
         for suffix in VIDEO_SUFFIXES:
             if not has_id:
@@ -378,6 +434,37 @@ def read_labels(labels_csv: str | Path, video_dir: str | Path) -> list[ClipRow]:
                            None if found is None else str(found),
                            tuple(str(c) for c in candidates[:2 if not has_id else 1])))
     return out
+
+
+def _label(row: Any, labels_csv: Path, sid: str) -> float:
+    """Return the label of one label.csv row: a finite number in [-3, 3] (else DataError)."""
+    text = row["label"].strip()
+    where = f"{labels_csv}: line {row.line}: label '{text}' of clip '{sid}'"
+    try:
+        label = float(text)
+    except ValueError:
+        raise DataError(f"{where} is not a number; give a number in [-3, 3]") from None
+    if not math.isfinite(label):
+        raise DataError(f"{where} is not a finite number; give a number in [-3, 3]")
+    if not -3.0 <= label <= 3.0:
+        raise DataError(f"{where} is outside [-3, 3]; scale labels to [-3, 3]")
+    return label
+
+
+def check_rows(rows: Sequence[ClipRow], labels_csv: str | Path, video_dir: str | Path,
+               splits: Sequence[str] = SPLITS) -> None:
+    """Refuse, in one DataError line, label.csv rows that cannot make a dataset: a split of
+    `splits` without any row (mimsa train needs train, valid and test), or no clip file
+    found for any row (a wrong VIDEO_DIR or layout)."""
+    have = {r.split for r in rows}
+    for split in splits:
+        if split not in have:
+            raise DataError(f"{labels_csv}: no row has mode '{split}'; mimsa train needs clips "
+                            f"in {', '.join(splits)}: set the mode of some rows to {split}")
+    if rows and all(r.path is None for r in rows):
+        raise DataError(f"{video_dir}: none of the {len(rows)} clips of {labels_csv} is there "
+                        f"(looked for {' and '.join(rows[0].looked)}, ...); give the folder "
+                        f"that holds VIDEO_ID/CLIP_ID.mp4 or VIDEO_ID_CLIP_ID.mp4")
 
 
 # -- the cache ----------------------------------------------------------------------------------
@@ -479,7 +566,8 @@ def extract_dataset(video_dir: str | Path, labels_csv: str | Path, target: str |
                     asr_model: str = "whisper-base", aligned: bool = False, workers: int = 1,
                     backend: str = "local", fps: float = 10.0, sample_rate: int = 16000,
                     max_side: int | None = 640, overwrite: bool = False,
-                    name: str | None = None, progress: Any = None) -> ExtractResult:
+                    name: str | None = None, progress: Any = None,
+                    splits: Sequence[str] = SPLITS) -> ExtractResult:
     """Build a mimsa dataset folder at `target` from the clips in `video_dir` named by
     `labels_csv` (see the module docstring for layouts, caching and failures).
 
@@ -488,35 +576,45 @@ def extract_dataset(video_dir: str | Path, labels_csv: str | Path, target: str |
     whose text is empty (`asr_model`). `aligned`: one row per ASR word. `workers` > 1: that many
     processes (`backend` "local": a process pool; "ray": Ray tasks, needs `.[sweep]`).
     `progress(done, total, failed)` is called after each clip (the CLI draws a bar with it).
+    `splits`: the splits label.csv must have rows in (default all three, which `mimsa train`
+    needs; e.g. ("train",) to extract a few clips for a look).
 
     Returns an `ExtractResult`. Raises (before anything is written): ConfigError (unknown
-    extractor or backend, workers < 1, fps <= 0), MissingExtraError (an extra is missing),
-    DataError (label.csv problems; an empty text without `asr`; `target` unusable); and, after
-    extraction, DataError when no clip succeeded (nothing is left behind then) or a split
-    lost all its clips (failures.csv and the cache are kept).
+    extractor or backend, a bad option, workers < 1, fps outside (0, 120]),
+    MissingExtraError (an extra is missing), DataError (label.csv problems, see `read_labels`
+    and `check_rows`; an empty text without `asr`; `video_dir` or `target` unusable; another
+    process extracting into `target`); and, after extraction, DataError when no clip
+    succeeded (nothing is left behind then) or a split lost all its clips (failures.csv and
+    the cache are kept).
     """
     start = time.perf_counter()
     video_dir, target = Path(video_dir), Path(target)
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
-    if int(workers) < 1:
+    if isinstance(workers, bool) or int(workers) != workers or int(workers) < 1:
         raise ConfigError(f"--workers {workers}: use 1 or more worker processes")
-    if not fps > 0:
-        raise ConfigError(f"--fps {fps}: frames per second must be > 0")
+    if not 0 < fps <= MAX_FPS:
+        raise ConfigError(f"--fps {fps}: frames per second must be > 0 and at most "
+                          f"{MAX_FPS:g}; 10 is the default")
+    if not video_dir.exists():
+        raise DataError(f"{video_dir}: no such folder; give the folder that holds the clips")
     if not video_dir.is_dir():
-        raise DataError(f"{video_dir}: not a folder; give the folder that holds the clips")
+        raise DataError(f"{video_dir}: is a file, not a folder; give the folder that holds "
+                        f"the clips")
     rows = read_labels(labels_csv, video_dir)
     empty = [r for r in rows if not r.text]
     if empty and not asr:
         raise DataError(f"{labels_csv}: line {empty[0].line}: clip '{empty[0].sid}' has an "
                         f"empty text ({len(empty)} such rows); fill the transcripts, or pass "
                         f"--asr to transcribe them offline")
-    _check_target(target, overwrite)
-    if backend == "ray":
-        _require_ray()
     need_asr = aligned or bool(empty)
     if need_asr:
         require_asr()
+    if backend == "ray":
+        _require_ray()
+    check_rows(rows, labels_csv, video_dir, splits)
+    _check_target(target, overwrite)
+    if need_asr:
         from mimsa.features.asr import load_model
 
         load_model(asr_model)  # the weights are checked now (MissingExtraError), not per clip
@@ -536,9 +634,26 @@ def extract_dataset(video_dir: str | Path, labels_csv: str | Path, target: str |
         jobs.append(Job(row, clip_key(row, record, asr_model if (asr_text or aligned) else None),
                         str(cache_dir / f"{stem}.npz"), str(cache_dir / f"{stem}.json"),
                         asr_text))
-    created = next((p for p in (*reversed(target.parents), target) if not p.exists()), None)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    outcomes = _run_jobs(jobs, plan, int(workers), backend, progress)
+    # the first folder this run creates (removed again when no clip succeeds)
+    created = next((p for p in (*reversed(target.parents), target, cache_dir)
+                    if not p.exists()), None)
+    with target_lock(target):
+        try:  # another process may have finished this target while we were checking
+            _check_target(target, overwrite)
+        except DataError:
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+        return _extract_locked(jobs, rows, plan, record, target, created, labels_csv,
+                               video_dir, name, int(workers), backend, progress, start)
+
+
+def _extract_locked(jobs: list[Job], rows: list[ClipRow], plan: Plan, record: dict,
+                    target: Path, created: Path | None, labels_csv: str | Path,
+                    video_dir: Path, name: str | None, workers: int, backend: str,
+                    progress: Any, start: float) -> ExtractResult:
+    """The part of `extract_dataset` done under the target's lock: extract, write, publish."""
+    outcomes = _run_jobs(jobs, plan, workers, backend, progress)
     kept = [j for j in jobs if outcomes[j.row.sid].ok]
     failures = [(o.sid, o.stage, o.reason) for o in outcomes.values() if not o.ok]
     order = {j.row.sid: i for i, j in enumerate(jobs)}
@@ -546,8 +661,6 @@ def extract_dataset(video_dir: str | Path, labels_csv: str | Path, target: str |
     if not kept:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
-        else:
-            shutil.rmtree(cache_dir, ignore_errors=True)
         first = failures[0] if failures else ("", "", "")
         raise DataError(f"{labels_csv}: no clip could be extracted ({len(failures)} failed; "
                         f"first: {first[0]} at {first[1]}: {first[2]}); nothing was written")
@@ -633,6 +746,77 @@ def _check_target(target: Path, overwrite: bool) -> None:
     if others:
         raise DataError(f"--to {target}: the folder holds other files ({', '.join(others[:3])}"
                         f"); extract into a new or empty folder")
+
+
+@contextmanager
+def target_lock(target: str | Path) -> Iterator[Path]:
+    """Hold the write lock of the extraction target `target` for the with-block: an OS file
+    lock on `target/.extract/.lock` (created with its folders), as `mimsa.train.lock.run_lock`
+    takes for run directories. The OS releases it when the process ends however it ends, so
+    the lock of a killed process never blocks; while held, the file names its holder (pid,
+    host). Not re-entrant. Yields the lock file's path.
+
+    Raises:
+        DataError: another process holds the lock (one line naming the folder and its pid),
+            or the lock file cannot be created.
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(target)
+    path = target / CACHE_DIR / LOCK
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path), timeout=0)
+        lock.acquire()
+    except Timeout:
+        raise DataError(f"--to {target}: another mimsa extract{lock_holder(path)} is writing "
+                        f"this folder; wait for it to finish (then run the same command to "
+                        f"complete it) or choose another --to") from None
+    except OSError as err:
+        raise DataError(f"--to {target}: cannot take the folder's write lock {path} "
+                        f"({err.strerror or err}); choose a writable --to") from None
+    wrote = False
+    try:
+        wrote = _write_holder(path)
+        yield path
+    finally:
+        if wrote:
+            try:  # emptied before release, so that it names no finished process
+                with open(path, "r+", encoding="utf-8") as handle:
+                    handle.truncate()
+            except OSError:  # removed with the folder (no clip succeeded)
+                pass
+        lock.release()
+
+
+def lock_holder(path: str | Path) -> str:
+    """Return " (pid N)" (" (pid N on HOST)" for another host) for the process a lock file
+    names, or "" when it names none."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    if not lines or not lines[0].strip().isdigit():
+        return ""
+    host = lines[1].strip() if len(lines) > 1 else ""
+    where = f" on {host}" if host and host != socket.gethostname() else ""
+    return f" (pid {lines[0].strip()}{where})"
+
+
+def _write_holder(path: Path) -> bool:
+    """Record this process (pid, host) in the held lock file; return whether it was written
+    (a file already starting with our pid is filelock's own soft-lock marker: left as is)."""
+    pid = str(os.getpid())
+    try:
+        with open(path, "r+", encoding="utf-8") as handle:
+            if handle.readline().strip() == pid:
+                return False
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{pid}\n{socket.gethostname()}\n")
+    except OSError:  # the holder's name is a courtesy; the lock itself is what counts
+        return False
+    return True
 
 
 def _run_jobs(jobs: list[Job], plan: Plan, workers: int, backend: str,
@@ -845,34 +1029,39 @@ def parse_names(values: Sequence[str] | None, default: Sequence[str]) -> list[st
 
 class ProgressBar:
     """A rich progress bar usable as `extract_dataset(progress=bar.update)` (a context
-    manager; nothing is drawn when `enabled` is False)."""
+    manager; nothing is drawn when `enabled` is False). The bar appears with the first
+    update, once every input has been checked: a refused input stays one error line."""
 
     def __init__(self, console: Any = None, enabled: bool = True) -> None:
         self.console, self.enabled, self._bar, self._task = console, enabled, None, None
 
     def __enter__(self) -> ProgressBar:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(TextColumn("extract"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[failed]} failed"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=self.console, transient=False)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("extract", total=None, failed=0)
         return self
 
+    def _start(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(TextColumn("extract"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[failed]} failed"),
+                             TimeElapsedColumn(), TimeRemainingColumn(),
+                             console=self.console, transient=False)
+        self._bar.__enter__()
+        self._task = self._bar.add_task("extract", total=None, failed=0)
+
     def update(self, done: int, total: int, failed: int) -> None:
+        if self.enabled and self._bar is None:
+            self._start()
         if self._bar is not None:
             self._bar.update(self._task, completed=done, total=total, failed=failed)
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+            self._bar = None
