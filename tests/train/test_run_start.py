@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from mimsa import config as config_mod
 from mimsa.cli import app
 from mimsa.errors import RunError
 from mimsa.train import trainer as trainer_mod
@@ -132,3 +133,17 @@ def test_resume_of_a_finished_run_refuses_settings_it_cannot_apply(tmp_path, tin
     assert again["seed"] == tiny_cfg["seed"]
     with pytest.raises(RunError, match="finished run: train.epochs: 3 -> 9"):
         train_run(tiny_cfg, run_dir, resume=True, given={"train.epochs": 9})
+
+
+def test_a_dataset_without_a_valid_split_is_one_line_before_any_output(tmp_path):
+    from mimsa.data.store import save_dataset
+    from mimsa.data.synthetic import make_synthetic
+    from mimsa.errors import DataError
+
+    ds = make_synthetic(sizes={"train": 16, "valid": 4, "test": 4})
+    keep = [i for i, s in enumerate(ds.splits) if s != "valid"]
+    folder = save_dataset(ds.subset(keep), tmp_path / "novalid")
+    cfg = config_mod.resolve_config("late_fusion", str(folder), None, ["train.epochs=1"])
+    with pytest.raises(DataError, match="valid split is empty"):
+        train_run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

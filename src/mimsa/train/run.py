@@ -28,7 +28,7 @@ from mimsa.data.registry import load_dataset
 from mimsa.encoders.builder import AUTO_CHOICES, TextSpec, prepare_text, text_words
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import share_cache
-from mimsa.errors import ConfigError, RunError
+from mimsa.errors import ConfigError, DataError, RunError
 from mimsa.models.base import InputSpec, check_model_options, create_model
 from mimsa.objectives.base import check_objective_options, create_objective, list_objectives
 from mimsa.objectives.penalty_config import apply_penalty
@@ -278,6 +278,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     seed_everything(int(cfg["seed"]))
     cache = cache if cache is not None else EncoderCache()
     dataset, spec = prepare_data(cfg, cache=cache)
+    check_splits(dataset, score_test)
     if resume and (run_dir / SPEC).is_file():  # the data must be those the run trained on
         saved_spec = read_spec(run_dir)
         check_inputs(saved_spec["inputs"], spec, str(run_dir), dataset)
@@ -324,6 +325,17 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
         metrics = write_outputs(run_dir, cfg, dataset, result)
         (run_dir / RESUME).unlink(missing_ok=True)
     return metrics
+
+
+def check_splits(dataset: MultimodalDataset, score_test: bool = True) -> None:
+    """Raise DataError when a split training needs is empty: train (to learn), valid (to
+    select the checkpoint on) and, unless the run never scores it, test."""
+    needed = ("train", "valid", "test") if score_test else ("train", "valid")
+    empty = [split for split in needed if len(dataset.indices(split)) == 0]
+    if empty:
+        raise DataError(f"{dataset.card.source or dataset.name}: the {empty[0]} split is empty; "
+                        f"a run needs samples in {', '.join(needed)} (give the dataset a "
+                        f"'{empty[0]}' split)")
 
 
 def _first_missing(path: Path) -> Path | None:
