@@ -374,3 +374,23 @@ def test_ray_backend_prunes(ray_cluster, tmp_path):
         run = request.out / "trials" / f"trial-{number}"
         assert (run / "config.yaml").is_file() and not (run / "metrics.json").exists()
         assert writer(run) is None
+
+
+def test_the_first_trial_is_the_untuned_configuration(study):
+    request, first, *_ = study
+    base = check_request(request, load_space(request.space_path))
+    trial0 = first.study.trials[0].params
+    # the preset's lr (1e-3, in the range) is queued; its hidden (64) is not among the choices
+    # (16, 32), so the sampler draws that one
+    assert base["train"]["lr"] == trial0["train.lr"] == 1e-3
+    assert base["model"]["hidden"] == 64 and trial0["model.hidden"] in (16, 32)
+
+
+def test_preset_values_outside_the_space_are_left_to_the_sampler():
+    space = [tune_mod.Param("train.lr", "float", 1e-2, 1e-1, log=True),
+             tune_mod.Param("model.hidden", "int", 16, 64, step=16),
+             tune_mod.Param("data.batch_size", "categorical", choices=(16, 64))]
+    base = {"train": {"lr": 1e-3}, "model": {"hidden": 48}, "data": {"batch_size": 32}}
+    assert tune_mod.preset_params(space, base) == {"model.hidden": 48}
+    base["model"]["hidden"] = 40  # not on the step grid
+    assert tune_mod.preset_params(space, base) == {}

@@ -365,8 +365,31 @@ def open_storage(url: str):
                           f"this process can open, e.g. sqlite:///path/to/study.db") from None
 
 
-def open_study(storage, request: TuneRequest, settings: dict, pruner=None):
-    """Create the study, or load it if it exists; refuse one started with other settings."""
+def preset_params(space: list[Param], base: dict) -> dict[str, Any]:
+    """Return {key: value} of the resolved config `base` (presets + --set) for every space
+    key whose value lies in its range or choices: the configuration the study tries first, so
+    a tuned result is never worse on the tuning seed than the untuned one."""
+    params = {}
+    for param in space:
+        node: Any = base
+        for part in param.key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            continue
+        if param.kind == "categorical":
+            if node in param.choices:
+                params[param.key] = node
+        elif isinstance(node, int | float) and param.low <= node <= param.high:
+            steps = (node - param.low) / (param.step or 1)
+            if param.kind == "float" or float(steps).is_integer():
+                params[param.key] = node
+    return params
+
+
+def open_study(storage, request: TuneRequest, settings: dict, pruner=None,
+               first: dict[str, Any] | None = None):
+    """Create the study, or load it if it exists; refuse one started with other settings.
+    A new study queues `first` (`preset_params`) as its trial 0."""
     optuna = _optuna()
     study = optuna.create_study(
         storage=storage, study_name=request.study_name, direction=settings["direction"],
@@ -375,6 +398,8 @@ def open_study(storage, request: TuneRequest, settings: dict, pruner=None):
     saved = study.user_attrs.get("mimsa")
     if saved is None:
         study.set_user_attr("mimsa", settings)
+        if first:
+            study.enqueue_trial(first)
         return study
     differ = [f"{key}: saved {_short(saved.get(key))}, given {_short(settings[key])}"
               for key in settings if saved.get(key) != settings[key]]
@@ -623,7 +648,7 @@ def tune(request: TuneRequest, *, pruner=None, display=None,
         out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(request.storage_url)
     pruner = pruner if pruner is not None else default_pruner()
-    study = open_study(storage, request, settings, pruner)
+    study = open_study(storage, request, settings, pruner, preset_params(space, base))
     out.mkdir(parents=True, exist_ok=True)
     metric = settings["metric"]
 
