@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Tables (and robustness plots) from the runs of bench/real_grid.py; each table is written to
-# GRID_DIR/tables/<name>.md. Usage: MIMSA_DATA=../shared/data bash bench/real_report.sh GRID_DIR
-# [tables|drop|robustness ...] (default: all three parts). Missing runs are skipped.
+# Tables (and robustness plots) from the runs of `mimsa sweep bench/grids/*.yaml --out runs/grid`;
+# each table is written to GRID_DIR/tables/<name>.md. Usage: MIMSA_DATA=../shared/data bash
+# bench/real_report.sh GRID_DIR [tables|drop|robustness ...] (default: all three parts). Missing
+# runs are skipped.
 set -uo pipefail
 grid=${1:?usage: real_report.sh GRID_DIR [tables|drop|robustness ...]}; shift
 parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(tables drop robustness)

@@ -504,6 +504,221 @@ def show_config(
         console.print(config_mod.dump(shown), highlight=False, markup=False)
 
 
+@app.command()
+@friendly_errors
+def extract(
+    video_dir: Annotated[Path, typer.Argument(help="folder of clips: VIDEO_ID/CLIP_ID.mp4 or "
+                                                   "VIDEO_ID_CLIP_ID.mp4")],
+    labels: Annotated[Path, typer.Option("--labels", help="label.csv: video_id, clip_id, text, "
+                                                          "label, mode (or id, text, ...)")],
+    to: Annotated[Path, typer.Option("--to", help="the dataset folder to build")],
+    audio: Annotated[list[str] | None, typer.Option(
+        "--audio", help="audio extractor(s), repeatable or comma-separated: librosa "
+                        "(default), egemaps_lld, egemaps_functionals; none for no audio")] = None,
+    visual: Annotated[list[str] | None, typer.Option(
+        "--visual", help="visual extractor(s): fer_emotion (default), mediapipe_mesh; none "
+                         "for no video")] = None,
+    asr: Annotated[bool, typer.Option("--asr", help="transcribe clips whose text is empty "
+                                                    "(offline whisper; needs .\\[asr])")] = False,
+    aligned: Annotated[bool, typer.Option(
+        "--aligned", help="one feature row per ASR word (runs ASR on every clip)")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="clips extracted in parallel")] = 1,
+    backend: Annotated[str, typer.Option("--backend", help="local (process pool) or ray "
+                                                           "(needs .\\[sweep])")] = "local",
+    fps: Annotated[float, typer.Option("--fps", help="video frames sampled per second")] = 10.0,
+    overwrite: Annotated[bool, typer.Option("--overwrite",
+                                            help="rebuild an existing dataset")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Build a dataset from raw clips with offline feature extractors (needs .\\[features]).
+
+    Per-clip failures go to DATASET_DIR/failures.csv; an interrupted run resumes when the same
+    command is run again.
+    """
+    from mimsa.features.extract import ProgressBar, extract_dataset, parse_names
+
+    bar = ProgressBar(err_console, enabled=not (quiet or os.environ.get("CI")))
+    try:
+        with bar:
+            result = extract_dataset(
+                video_dir, labels, to, audio=parse_names(audio, ["librosa"]),
+                visual=parse_names(visual, ["fer_emotion"]), asr=asr, aligned=aligned,
+                workers=workers, backend=backend, fps=fps, overwrite=overwrite,
+                progress=bar.update)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/yellow]: extracted clips are cached in "
+                          f"{escape(str(to))}/.extract; run the same command again to resume")
+        raise typer.Exit(130) from None
+    rate = result.video_seconds / max(result.seconds, 1e-9)
+    console.print(f"dataset written to {result.target}: {result.kept} clips kept, "
+                  f"{len(result.failures)} failed (see {result.target / 'failures.csv'}), "
+                  f"{result.from_cache} from the cache; {result.seconds:.1f} s for "
+                  f"{result.video_seconds:.1f} s of video ({rate:.2f}x real time)",
+                  highlight=False, soft_wrap=True)
+    for clip, stage, reason in result.failures[:10]:
+        console.print(f"  failed {escape(clip)} at {stage}: {escape(reason)}", highlight=False,
+                      soft_wrap=True)
+
+
+@app.command()
+@friendly_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run (or multi-seed) directory")],
+    clips: Annotated[list[Path], typer.Argument(help="video or audio clips", metavar="CLIP")],
+    text: Annotated[list[str] | None, typer.Option(
+        "--text", help="the transcript (one per clip, in order); default: offline speech "
+                       "recognition (needs .\\[asr])")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON object per clip")] = False,
+) -> None:
+    """Score clips with a trained run: score in [-3, 3], 7- and 2-class labels, and the score
+    with each modality dropped."""
+    import json
+
+    from mimsa.predict import Predictor, check_inputs, format_result
+
+    texts = list(text) if text else [None] * len(clips)
+    check_inputs(clips, texts)  # every clip and text before the first result is printed
+    predictor = Predictor(run_dir)
+    for clip, given in zip(clips, texts, strict=True):
+        result = predictor.predict_clip(clip, given)
+        if json_out:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        else:
+            console.print(format_result(result), highlight=False, markup=False,
+                          soft_wrap=True)
+
+
+@app.command()
+@friendly_errors
+def tune(
+    model: Annotated[str, typer.Option("-m", "--model", help="model name")],
+    dataset: Annotated[str, typer.Option("-d", "--dataset", help="dataset name or path")],
+    trials: Annotated[int, typer.Option(
+        "--trials", help="the study ends with this many finished (complete + pruned) trials; "
+                         "re-running the command continues a stopped study")],
+    space: Annotated[Path | None, typer.Option(
+        "--space", help="search space YAML (default: the model's, mimsa/configs/spaces/"
+                        "MODEL.yaml)")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="local (trials one after another here) or ray (Ray Tune trials; "
+                          "needs the sweep extra)")] = "local",
+    jobs: Annotated[int, typer.Option(
+        "--jobs", help="ray: trials at once (the CPUs of a local Ray cluster)")] = 1,
+    storage: Annotated[str | None, typer.Option(
+        "--storage", help="SQLAlchemy URL of the study database (default sqlite:///OUT/"
+                          "study.db); workers sharing it share the study")] = None,
+    study: Annotated[str | None, typer.Option(
+        "--study", help="study name (default MODEL_DATASET)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="output folder (default runs/tune/STUDY)")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="fixed setting of every trial: --set train.epochs=20")] = None,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="the training seed of every trial and the sampler's seed")] = 1111,
+    data_root: Annotated[Path | None, typer.Option(
+        "--data-root", help="where real datasets live (default $MIMSA_DATA)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+) -> None:
+    """Tune hyperparameters with Optuna on the validation split (test is never scored).
+
+    Writes OUT/best.yaml (for mimsa train --config), trials.csv, history.png and
+    importances.png, and one run per trial under OUT/trials/.
+    """
+    from mimsa.data.registry import list_datasets
+    from mimsa.sweep.tune import TuneRequest, shown_url
+    from mimsa.sweep.tune import tune as run_study
+
+    if dataset not in {entry.name for entry in list_datasets()} and Path(dataset).exists():
+        dataset = str(Path(dataset).resolve())  # trials may run in other folders (Ray)
+    overrides = list(set_ or [])
+    if data_root is not None:
+        overrides.append(f"data.root={data_root.expanduser().resolve()}")
+    request = TuneRequest(model=model, dataset=dataset, trials=trials, out=Path("."),
+                          space=space, sets=overrides, seed=seed, storage=storage,
+                          study=study, backend=backend, jobs=jobs)
+    request.out = out or Path("runs") / "tune" / request.study_name
+    try:
+        result = run_study(request, display=_display(quiet), progress=lambda line: console.print(
+            line, highlight=False, soft_wrap=True))
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]: the study is saved in its database; "
+                          "run the same command again to continue it")
+        raise typer.Exit(130) from None
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"study '{request.study_name}' in {shown_url(request.storage_url)}: "
+                  f"{result.finished} finished trials; table {result.written['trials']}",
+                  highlight=False, soft_wrap=True)
+    if result.best is None:
+        console.print("no trial completed (all pruned or failed): no best.yaml yet; re-run with "
+                      "more --trials", highlight=False)
+        return
+    console.print(f"[bold]best trial {result.best.number}[/bold]: validation {result.metric} "
+                  f"{result.best.value:.4f}", highlight=False)
+    for key, value in result.best.params.items():
+        console.print(f"  {key} = {value}", highlight=False)
+    console.print(f"best config: {result.written['best']} (train it: mimsa train --config "
+                  f"{result.written['best']} --seeds 1111 1112 1113 1114 1115)",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command()
+@friendly_errors
+def sweep(
+    grids: Annotated[list[Path], typer.Argument(help="grid YAML file(s)", metavar="GRID.yaml")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="folder of the runs, one per combination (default runs/sweep-GRID)")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="local (one run after another here) or ray (one Ray Tune trial per "
+                          "run and seed; needs the sweep extra)")] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="ray: a running cluster, HOST:PORT (default: start a local one)")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", help="ray: the CPUs of the local cluster (with --address: trials at once)")
+    ] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        "--data-root", help="where real datasets live (default $MIMSA_DATA)")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="only the runs whose name matches this shell pattern (repeatable)")
+    ] = None,
+    list_: Annotated[bool, typer.Option(
+        "--list", help="print each run's equivalent mimsa train command; train nothing")
+    ] = False,
+) -> None:
+    """Train every run of a grid file (models × datasets × encoders × variants × seeds).
+
+    Finished runs are skipped and interrupted ones resume, whichever backend ran them; a failed
+    run is reported and the others go on. Each run's status goes to OUT/sweep.csv; the exit
+    code is 2 when a run failed.
+    """
+    from mimsa.sweep.plan import format_status
+    from mimsa.sweep.runner import default_out, prepare, run_sweep
+
+    out = out or default_out(grids)
+    runs = prepare(grids, out, data_root, only)
+    if list_:
+        for run in runs:
+            console.print(f"{run.name}: {run.spec.train_command(out, data_root)}",
+                          highlight=False, markup=False, soft_wrap=True)
+        return
+    rows, interrupted = run_sweep(runs, out, backend, address, jobs, report=lambda line: (
+        console.print(line, highlight=False, markup=False, soft_wrap=True)))
+    console.print(format_status(rows), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"status of every run in {out / 'sweep.csv'}", highlight=False)
+    if interrupted:
+        err_console.print("[yellow]interrupted[/yellow]: finished seeds are kept; run the same "
+                          "command again to continue")
+        raise typer.Exit(130)
+    failed = [row for row in rows if row.status == "failed"]
+    if failed:
+        err_console.print(f"[red]error:[/red] {len(failed)} of {len(rows)} runs failed (first: "
+                          f"{escape(failed[0].run)}: {escape(failed[0].error)}); see "
+                          f"{escape(str(out / 'sweep.csv'))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
 def _mount_data_app() -> None:
     """Add `mimsa data`; if its imports fail, `mimsa data` says which package is missing."""
     try:
