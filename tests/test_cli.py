@@ -52,3 +52,17 @@ def test_models_and_datasets_listing():
 def test_evaluate_missing_run_is_one_line(tmp_path):
     result = runner.invoke(app, ["evaluate", str(tmp_path)])
     assert result.exit_code == 2 and "no run found" in result.output
+
+
+def test_printed_results_show_legacy_and_context_markers(capsys):
+    # "[protocol: ...]" and "[with context: ...]" look like rich markup tags: they must be
+    # printed, not swallowed (the README promises every output of such a run says so)
+    from mimsa.cli import _print_metrics
+
+    scores = {"MAE": 1.0, "Corr": 0.5}
+    _print_metrics({"valid": scores, "test": scores, "protocol": "legacy",
+                    "context": {"before": 2, "after": 1}}, "late_fusion on mosi [x]")
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "late_fusion on mosi [x]" in printed
+    assert "[protocol: legacy (test-informed)]" in printed
+    assert "[with context: before 2, after 1]" in printed

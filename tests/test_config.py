@@ -135,3 +135,16 @@ def test_the_schema_selects_on_exactly_the_metrics_mimsa_computes():
     from mimsa.metrics import METRIC_KEYS
 
     assert set(SELECT_METRICS) == {*METRIC_KEYS, "loss"}
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("data.context={before: 1, foo: 2}", "data.context has no key foo; valid keys: before, after"),
+    ("train.stages=[{name: main, foo: 1}]", "train.stages.0 has no key foo; valid keys: name, "),
+    ("train.optimizers={mi: {foo: 1}}", "train.optimizers.mi has no key foo; valid keys: lr, "),
+    ("data.context=2", "data.context=2 is not allowed: input should be a valid dictionary"),
+])
+def test_a_bad_nested_section_names_its_keys_not_the_schema_class(override, expected):
+    with pytest.raises(ConfigError) as err:
+        resolve_config("late_fusion", "synthetic", None, [override])
+    message = str(err.value)
+    assert expected in message and "Section" not in message and "extra inputs" not in message

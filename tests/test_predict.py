@@ -270,3 +270,11 @@ def test_a_mosi_poria_run_is_refused_in_one_line(tmp_path):
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "mosi-poria's audio features (Poria openSMILE" in " ".join(result.output.split())
     assert "no mimsa extractor reproduces" in " ".join(result.output.split())
+
+
+def test_text_count_message_counts_one_clip_in_the_singular(tmp_path):
+    from mimsa.errors import ConfigError
+    from mimsa.predict import check_inputs
+
+    with pytest.raises(ConfigError, match=r"^2 --text for 1 clip; give one --text per clip"):
+        check_inputs([tmp_path / "a.mp4"], ["x", "y"])

@@ -146,7 +146,7 @@ def train(
         given.pop("seed", None)
         results = train_seeds(cfg, seed_list, out, resume=resume, display=display, given=given)
         write_seed_summary(out, cfg, results)
-        console.print((out / "summary.md").read_text())
+        console.print((out / "summary.md").read_text(), markup=False)
         console.print(f"runs and summary in {out}")
         return
     if seed_list:
@@ -202,7 +202,7 @@ def _print_metrics(metrics: dict, title: str) -> None:
     if metrics.get("context"):
         context = metrics["context"]
         marker += f"  [with context: before {context['before']}, after {context['after']}]"
-    console.print(f"[bold]{title}[/bold]{marker}")
+    console.print(f"[bold]{escape(title)}[/bold]{escape(marker)}")  # "[...]" is not markup
     console.print(format_metrics_table({k: metrics[k] for k in ("valid", "test")}),
                   highlight=False)
 

@@ -10,6 +10,8 @@ checked against the constructors' signatures when the run is prepared
 
 from __future__ import annotations
 
+import re
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -197,9 +199,41 @@ def describe_error(err: ValidationError, cfg: dict) -> str:
     key, value = _config_path(cfg, [str(part) for part in first["loc"]])
     message = str(first["msg"]).removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
+    # the schema's class names mean nothing to a user: "a valid dictionary or instance of
+    # ContextSection" is "a valid dictionary"
+    message = re.sub(r" or instance of \w+", "", message)
+    if first["type"] == "extra_forbidden":
+        parent, _, name = key.rpartition(".")
+        keys = _section_keys([str(p) for p in first["loc"][:-1] if not _is_type_tag(str(p))])
+        message = f"{parent} has no key {name}" + (f"; valid keys: {', '.join(keys)}" if keys
+                                                   else "")
     if first["type"] == "missing":
         return f"config key {key} is missing: give it a value (see `mimsa config`)"
     return f"config value {key}={_show(value)} is not allowed: {message}"
+
+
+def _section_keys(loc: list[str]) -> list[str]:
+    """Return the keys of the schema section at `loc` (e.g. ["data", "context"], or
+    ["train", "stages", "0"]: a list index or mapping key is skipped), or []."""
+    model: Any = RunConfig
+    for part in loc:
+        if not isinstance(model, type):
+            return []
+        field = model.model_fields.get(part)
+        if field is not None:
+            model = _section_class(field.annotation)
+    return list(model.model_fields) if isinstance(model, type) else []
+
+
+def _section_class(annotation: Any) -> Any:
+    """Return the `_Section` subclass inside a field's annotation (Optional, list), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _section_class(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def check_values(cfg: dict) -> dict:

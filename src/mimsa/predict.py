@@ -265,7 +265,8 @@ def check_inputs(clips: Sequence[str | Path], texts: Sequence[str | None]) -> No
         DataError: a clip path names no file.
     """
     if len(texts) != len(clips):
-        raise ConfigError(f"{len(texts)} --text for {len(clips)} clips; give one --text per "
+        raise ConfigError(f"{len(texts)} --text for {len(clips)} clip"
+                          f"{'' if len(clips) == 1 else 's'}; give one --text per "
                           f"clip, in the same order, or none")
     for k, (clip, text) in enumerate(zip(clips, texts, strict=True)):
         if text is not None and not str(text).strip():

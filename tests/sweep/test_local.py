@@ -89,6 +89,20 @@ def test_a_kept_run_trained_with_other_settings_fails(swept) -> None:
     assert "trained with other settings (train.epochs: run 2, grid 3)" in error
 
 
+def test_a_setting_dropped_from_the_grid_is_a_difference_too(swept) -> None:
+    # without train.epochs=2 the run resolves to the preset's epochs: a new seed trained so
+    # would be summarised with the kept seeds trained for 2 epochs
+    folder, _, out, _, _ = swept
+    dropped = write(folder / "dropped.yaml",
+                    TINY_GRID.replace("  - train.epochs=2\n", "").replace("[1, 2]", "[1, 2, 3]"))
+    result = runner.invoke(app, ["sweep", str(dropped), "--out", str(out),
+                                 "--only", "synthetic_text_only"])
+    assert result.exit_code == 2
+    error = _status(out)["synthetic_text_only"]["error"]
+    assert "trained with other settings (train.epochs: run 2, grid " in error
+    assert not (out / "synthetic_text_only" / "seed-3").exists()
+
+
 def test_a_grid_given_another_seed_trains_it_and_summarises_again(tmp_path: Path) -> None:
     one = TINY_GRID.replace("models: [late_fusion, text_only]", "models: [text_only]")
     grid = write(tmp_path / "g.yaml", one.replace("seeds: [1, 2]", "seeds: [1]"))

@@ -91,6 +91,8 @@ BAD_SPACES = {
     "data.name: {type: categorical, choices: [synthetic, mosi]}": "cannot be tuned",
     "data.synthetic_sizes.test: {type: int, low: 8, high: 16}": "cannot be tuned",
     "train.select_metric: {type: categorical, choices: [MAE, Corr]}": "cannot be tuned",
+    # a whole section holding a forbidden key is named as such (not "it is the objective")
+    "train: {type: categorical, choices: [a, b]}": "it holds train.select_metric, which",
     "train.lr: {type: float, low: 0.1, high: 0.1}": "must be less than high",
     "train.lr: {type: float, low: 0.0, high: 0.1, log: true}": "log scale needs low > 0",
     "train.lr: {type: float, low: 0.0, high: 0.1}": "train.lr=0.0 cannot be trained",
@@ -213,6 +215,17 @@ def test_other_settings_refused(study):
         assert "\n" not in str(err.value)
 
 
+def test_other_sets_are_named_not_cut_off(study):
+    # the sets differ in their last item: the message names it (the whole lists would be
+    # cut off before it)
+    request, *_ = study
+    longer = [*SETS[:-1], "train.patience=3", "data.batch_size=16"]
+    with pytest.raises(ConfigError) as err:
+        tune(dataclasses.replace(request, sets=longer))
+    assert 'only saved ["train.patience=10"], only given ["train.patience=3", ' \
+           '"data.batch_size=16"]' in str(err.value)
+
+
 def test_cli_prints_the_best_trial(study):
     request, _, _, second = study
     args = ["tune", "-m", "late_fusion", "-d", "synthetic", "--space", str(request.space),
@@ -325,6 +338,12 @@ def test_storage_that_cannot_be_opened_is_one_line(tmp_path, url):
         tune(request)
     assert "\n" not in str(err.value) and "secret" not in str(err.value)
     assert not request.out.exists()
+
+
+def test_empty_storage_is_the_default_database(tmp_path):
+    request = make_request(tmp_path, 1, storage="")
+    tune(request, plots=False)
+    assert (request.out / "study.db").is_file()
 
 
 def test_cli_storage_error_is_one_red_line(tmp_path):

@@ -101,6 +101,18 @@ def test_reconcile_resume_rules(tmp_path):
     assert cfg["train"]["patience"] == 2 and notes
 
 
+@pytest.mark.parametrize("schedule", [{"warmup": 0.1}, {"decay": "linear"}])
+def test_a_scheduled_run_keeps_its_budget_on_resume(tmp_path, schedule):
+    # the warm-up and the decay are fractions of the budget: a larger one would move the rate
+    # of every step after the interruption
+    saved = {"train": {"epochs": 8, "lr": 0.001, "warmup": 0.0, "decay": "none", **schedule}}
+    with pytest.raises(RunError, match="train.epochs: saved 8, given 10 \\(the learning-rate "
+                                       "schedule"):
+        reconcile_resume(saved, {"train.epochs": 10}, tmp_path)
+    cfg, _ = reconcile_resume(saved, {"train.patience": 2}, tmp_path)
+    assert cfg["train"]["epochs"] == 8
+
+
 def test_resume_of_a_multi_seed_folder_without_seeds_says_so(tmp_path):
     (tmp_path / "seed-1").mkdir()
     line = _one_error_line(runner.invoke(app, ["train", "--out", str(tmp_path), "--resume",

@@ -7,9 +7,10 @@ the other finds it: a run with summary.csv is skipped, a finished seed (metrics.
 resume.pt) is kept, a seed directory with config.yaml resumes, any other seed starts. (A run
 with summary.csv whose grid names a seed it lacks trains that seed and is summarised again.)
 
-A kept seed or run is first compared with the grid: a setting the grid gives that differs
-from the one the run was trained with makes the run fail with the list of differences, so a
-changed grid never mixes old and new settings in one summary.
+A kept seed or run is first compared with the grid: any setting of the run's resolved
+configuration that differs from the one the kept seed was trained with (one the grid gives, or
+one it no longer gives and that has returned to its default) makes the run fail with the list of
+differences, so a changed grid never mixes old and new settings in one summary.
 
 The backends report one `RunStatus` per run; `write_status` writes them to OUT/sweep.csv
 (atomically) and `format_status` prints them as a table.
@@ -151,20 +152,22 @@ def seed_resumes(seed_dir: Path) -> bool:
     return (seed_dir / CONFIG).is_file()
 
 
-def settings_differ(seed_dir: Path, given: dict[str, Any]) -> str | None:
-    """Return None when the kept run in `seed_dir` was trained with the settings `given`
-    (apart from `HARMLESS` ones), else one line listing the differences."""
+def settings_differ(seed_dir: Path, cfg: dict[str, Any]) -> str | None:
+    """Return None when the kept run in `seed_dir` was trained with the resolved config `cfg`
+    (every key compared, apart from `seed` and the `HARMLESS` ones), else one line listing the
+    differences. Comparing every key, not only those the grid gives, also catches a setting
+    dropped from the grid (back to its default) since the seed was trained."""
     try:
         saved = read_run_config(seed_dir)
     except MimsaError as err:
         return str(err)
+    want, have = _flatten(cfg), _flatten(saved)
     differ = []
-    for key, value in given.items():
-        if key in HARMLESS:
+    for key in [*want, *(k for k in have if k not in want)]:
+        if key in HARMLESS or key == "seed":
             continue
-        old = _get(saved, key)
-        if old != value:
-            differ.append(f"{key}: run {_short(old)}, grid {_short(value)}")
+        if want.get(key) != have.get(key):
+            differ.append(f"{key}: run {_short(have.get(key))}, grid {_short(want.get(key))}")
     if not differ:
         return None
     return (f"{seed_dir} was trained with other settings ({'; '.join(differ)}); delete the run "
@@ -172,12 +175,12 @@ def settings_differ(seed_dir: Path, given: dict[str, Any]) -> str | None:
 
 
 def check_kept(run: PlannedRun) -> str | None:
-    """Return None when every finished seed of `run` agrees with the grid, else the first
-    difference (one line)."""
+    """Return None when every finished or started seed of `run` agrees with the grid, else
+    the first difference (one line)."""
     for seed in run.spec.seeds:
         seed_dir = run.seed_dir(seed)
-        if seed_finished(seed_dir):
-            problem = settings_differ(seed_dir, run.given)
+        if seed_finished(seed_dir) or seed_resumes(seed_dir):
+            problem = settings_differ(seed_dir, run.cfg)
             if problem:
                 return problem
     return None
@@ -238,13 +241,15 @@ def format_status(rows: list[RunStatus]) -> str:
     return "\n".join(text)
 
 
-def _get(cfg: dict, dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def _flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
+    """Return {dotted key: value} of a nested config; lists and empty mappings are values."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _short(value: Any) -> str:

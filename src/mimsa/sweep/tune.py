@@ -213,8 +213,10 @@ def _param(path: Path, key: str, entry: Any) -> Param:
 def forbidden_reason(key: str) -> str | None:
     """Return why `key` may not be tuned, or None when it may."""
     for name, reason in FORBIDDEN.items():
-        if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+        if key == name or key.startswith(name + "."):
             return reason
+        if name.startswith(key + "."):  # a whole section, e.g. train
+            return f"it holds {name}, which cannot be tuned: {reason}"
     return None
 
 
@@ -401,13 +403,26 @@ def open_study(storage, request: TuneRequest, settings: dict, pruner=None,
         if first:
             study.enqueue_trial(first)
         return study
-    differ = [f"{key}: saved {_short(saved.get(key))}, given {_short(settings[key])}"
+    differ = [_difference(key, saved.get(key), settings[key])
               for key in settings if saved.get(key) != settings[key]]
     if differ:
         raise ConfigError(f"study '{request.study_name}' in {shown_url(request.storage_url)} "
                           f"was started with other settings ({'; '.join(differ)}); continue it "
                           f"with the same settings or start another with --study NAME")
     return study
+
+
+def _difference(key: str, saved: Any, given: Any) -> str:
+    """Return "key: saved X, given Y"; for two lists (--set values, the space) only the items
+    in one of them, so a long list's difference is not cut off."""
+    if isinstance(saved, list) and isinstance(given, list):
+        parts = [f"{what} {_short(items)}" for what, items in (
+            ("only saved", [x for x in saved if x not in given]),
+            ("only given", [x for x in given if x not in saved])) if items]
+        if parts:
+            return f"{key}: {', '.join(parts)}"
+        return f"{key}: the same items in another order, saved {_short(saved)}"
+    return f"{key}: saved {_short(saved)}, given {_short(given)}"
 
 
 def _short(value: Any) -> str:
@@ -644,7 +659,7 @@ def tune(request: TuneRequest, *, pruner=None, display=None,
     settings = study_settings(request, space, base)
     if request.backend == "ray":
         require_extra("ray", "sweep", "mimsa tune --backend ray")
-    if request.storage is None:
+    if not request.storage:  # the default, sqlite:///OUT/study.db (also for --storage "")
         out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(request.storage_url)
     pruner = pruner if pruner is not None else default_pruner()

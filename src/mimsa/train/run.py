@@ -199,6 +199,12 @@ def reconcile_resume(saved: dict, given: dict[str, Any], run_dir: Path
             if key == "train.epochs" and int(value) < int(old):
                 refused.append(f"{key}: saved {old}, given {value} (may only grow)")
                 continue
+            train = saved.get("train") or {}
+            if key == "train.epochs" and (train.get("warmup") or train.get("decay") == "linear"):
+                # the schedule spans the budget: another budget moves every later step's rate
+                refused.append(f"{key}: saved {old}, given {value} (the learning-rate "
+                               f"schedule, train.warmup/train.decay, spans the saved budget)")
+                continue
             _set_path(cfg, key, value)
             notes.append(f"{key}: {old} -> {value} ({RESUME_MAY_CHANGE[key]})")
         else:
