@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import time
@@ -743,6 +744,18 @@ def _mount_data_app() -> None:
 
 
 _mount_data_app()
+
+
+def _reflowed(doc: str) -> str:
+    """Return `doc` with each paragraph on one line: typer keeps the line breaks of every
+    paragraph after the first, which then break mid-sentence in narrow terminals."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+for _command in app.registered_commands:
+    if _command.callback is not None and _command.callback.__doc__:
+        _command.callback.__doc__ = _reflowed(_command.callback.__doc__)
 
 def main_entry() -> None:
     """The `mimsa` console script: `app` with click's usage errors (an unknown command or

@@ -157,9 +157,9 @@ def test_data_root_is_absolute_and_given(tmp_path: Path, monkeypatch) -> None:
 
 
 @pytest.mark.skipif(not BENCH_GRIDS, reason="bench/grids is not in this checkout")
-def test_bench_grids_plan() -> None:
+def test_bench_grids_plan(tmp_path: Path) -> None:
     # the grids behind BENCHMARKS.md stay valid as configs and models change
-    runs = prepare(BENCH_GRIDS, Path("runs/grid"))
+    runs = prepare(BENCH_GRIDS, tmp_path / "grid")
     names = [r.name for r in runs]
     assert len(names) == len(set(names))
     assert all(n.split("_", 1)[0] in ("mosi", "poria", "mosei") for n in names)

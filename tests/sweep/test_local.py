@@ -83,10 +83,12 @@ def test_a_kept_run_trained_with_other_settings_fails(swept) -> None:
     folder, _, out, _, _ = swept
     changed = write(folder / "changed.yaml", TINY_GRID.replace("train.epochs=2",
                                                                "train.epochs=3"))
+    before = (out / "sweep.csv").read_text()
     result = runner.invoke(app, ["sweep", str(changed), "--out", str(out)])
     assert result.exit_code == 2
-    error = _status(out)["synthetic_late_fusion"]["error"]
-    assert "trained with other settings (train.epochs: run 2, grid 3)" in error
+    # refused before any run starts, in one line; the sweep's status file is left as it was
+    assert "trained with other settings (train.epochs: run 2, grid 3)" in result.output
+    assert (out / "sweep.csv").read_text() == before
 
 
 def test_a_setting_dropped_from_the_grid_is_a_difference_too(swept) -> None:
@@ -98,8 +100,7 @@ def test_a_setting_dropped_from_the_grid_is_a_difference_too(swept) -> None:
     result = runner.invoke(app, ["sweep", str(dropped), "--out", str(out),
                                  "--only", "synthetic_text_only"])
     assert result.exit_code == 2
-    error = _status(out)["synthetic_text_only"]["error"]
-    assert "trained with other settings (train.epochs: run 2, grid " in error
+    assert "trained with other settings (train.epochs: run 2, grid " in result.output
     assert not (out / "synthetic_text_only" / "seed-3").exists()
 
 
@@ -184,3 +185,25 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path) -> N
     rows, interrupted = run_local(prepare([grid], tmp_path / "whole"), report=lambda line: None)
     assert not interrupted and [r.status for r in rows] == ["done", "done"]
     assert seed_metrics(out) == seed_metrics(tmp_path / "whole")
+
+
+def test_a_key_added_to_mimsa_after_a_run_was_trained_is_its_default(swept) -> None:
+    # a kept run's config.yaml written before a setting existed (here: train.warmup and
+    # train.decay) matches a grid that leaves the setting at its default
+    from mimsa.sweep.plan import settings_differ
+    from mimsa.train.run import read_run_config
+
+    _, _, out, _, _ = swept
+    seed_dir = out / "synthetic_late_fusion" / "seed-1"
+    cfg = read_run_config(seed_dir)
+    config = (seed_dir / "config.yaml").read_text()
+    assert "warmup:" in config
+    (seed_dir / "config.yaml").write_text(
+        "\n".join(line for line in config.splitlines()
+                  if not line.strip().startswith(("warmup:", "decay:"))) + "\n")
+    try:
+        assert settings_differ(seed_dir, cfg) is None
+        cfg["train"]["warmup"] = 0.1
+        assert "train.warmup: run 0.0, grid 0.1" in settings_differ(seed_dir, cfg)
+    finally:
+        (seed_dir / "config.yaml").write_text(config)

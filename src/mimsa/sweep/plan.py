@@ -108,7 +108,8 @@ def plan_runs(specs: list[RunSpec], out: Path, data_root: Path | None = None
 
     Raises:
         ConfigError: one line naming the grid file and run, for a bad override, model option,
-            stage or dataset name; `out` is a file.
+            stage or dataset name; `out` is a file; a kept seed of a run was trained with
+            other settings than the grid now gives (`check_kept`).
     """
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
@@ -139,6 +140,10 @@ def plan_runs(specs: list[RunSpec], out: Path, data_root: Path | None = None
         given.pop("seed", None)
         threads = int(cfg["train"].get("threads") or default_threads)
         planned.append(PlannedRun(spec, cfg, given, out / spec.name, threads))
+    for run in planned:  # before any run starts: a kept seed trained with other settings
+        problem = check_kept(run)
+        if problem:
+            raise ConfigError(problem)
     return planned
 
 
@@ -162,6 +167,9 @@ def settings_differ(seed_dir: Path, cfg: dict[str, Any]) -> str | None:
     except MimsaError as err:
         return str(err)
     want, have = _flatten(cfg), _flatten(saved)
+    # a key added to mimsa after the run was trained: the run had its default
+    for key, value in _flatten(config_mod.DEFAULTS).items():
+        have.setdefault(key, value)
     differ = []
     for key in [*want, *(k for k in have if k not in want)]:
         if key in HARMLESS or key == "seed":
