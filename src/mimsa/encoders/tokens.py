@@ -172,20 +172,29 @@ def _tokenize(texts: list[str], tokenizer_dir: str | Path, max_length: int,
               cache: EncoderCache | None) -> tuple[list[np.ndarray], int]:
     folder = Path(tokenizer_dir).expanduser().resolve()
     _check_length(folder, max_length)
-    key = _token_key(folder, max_length, texts)
-    if cache is not None and key in cache.token_ids:
-        return cache.token_ids[key]
-    path = cache_root() / "tokens" / f"{key}.npz"
-    result = _read_tokens(path, len(texts))
-    if result is None:
+    def encode():
         tokenizer = load_tokenizer(folder, cache)
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length,
                             return_attention_mask=False, return_token_type_ids=False)
-        lists = encoded["input_ids"]
+        return encoded["input_ids"], _pad_id(tokenizer)
+
+    return _cached_ids(_token_key(folder, max_length, texts), len(texts), cache, encode)
+
+
+def _cached_ids(key: str, count: int, cache: EncoderCache | None, encode
+                ) -> tuple[list[np.ndarray], int]:
+    """Return the `count` id arrays and pad id stored under `key`: from `cache`, else from
+    <cache>/tokens/<key>.npz, else made by `encode()` -> (id lists, pad id) and stored in
+    both."""
+    if cache is not None and key in cache.token_ids:
+        return cache.token_ids[key]
+    path = cache_root() / "tokens" / f"{key}.npz"
+    result = _read_tokens(path, count)
+    if result is None:
+        lists, pad_id = encode()
         lengths = np.array([len(x) for x in lists], dtype=np.int64)
         flat = np.fromiter((t for x in lists for t in x), dtype=np.int64, count=int(lengths.sum()))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        pad_id = _pad_id(tokenizer)
         _write_tokens(path, flat, offsets, pad_id)
         result = _split(flat, offsets), pad_id
     if cache is not None:
@@ -247,12 +256,7 @@ def _tokenize_with_context(dataset: MultimodalDataset, window: ContextWindow,
     keyed = [f"{window.before}:{window.after}\x1f{texts[i]}\x1f"
              + "\x1e".join(texts[j] for j in before) + "\x1f" + "\x1e".join(texts[j] for j in after)
              for i, (before, after) in enumerate(found)]
-    key = "context-" + _token_key(folder, max_length, keyed)
-    if cache is not None and key in cache.token_ids:
-        return cache.token_ids[key]
-    path = cache_root() / "tokens" / f"{key}.npz"
-    result = _read_tokens(path, len(texts))
-    if result is None:
+    def encode():
         _check_length(folder, max_length)
         tokenizer = load_tokenizer(folder, cache)
         if tokenizer.sep_token_id is None or tokenizer.mask_token_id is None:
@@ -271,15 +275,10 @@ def _tokenize_with_context(dataset: MultimodalDataset, window: ContextWindow,
                                        [plain[j] for j in after], room,
                                        [tokenizer.sep_token_id], tokenizer.mask_token_id)
             lists.append([*prefix, *own, *middle, *context, *suffix])
-        lengths = np.array([len(x) for x in lists], dtype=np.int64)
-        flat = np.fromiter((t for x in lists for t in x), dtype=np.int64, count=int(lengths.sum()))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        pad_id = _pad_id(tokenizer)
-        _write_tokens(path, flat, offsets, pad_id)
-        result = _split(flat, offsets), pad_id
-    if cache is not None:
-        cache.token_ids[key] = result
-    return result
+        return lists, _pad_id(tokenizer)
+
+    key = "context-" + _token_key(folder, max_length, keyed)
+    return _cached_ids(key, len(texts), cache, encode)
 
 
 def _pair_template(tokenizer) -> tuple[list[int], list[int], list[int]]:
