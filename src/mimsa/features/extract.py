@@ -46,7 +46,7 @@ anything is created. Columns of label.csv other than those read are ignored (MMS
 label_T, label_A, label_V and annotation silently, others with a one-line warning).
 
 One writer per target: the whole extraction holds an OS file lock, `DATASET_DIR/.extract/.lock`
-(`filelock`, as `mimsa.train.lock` does for run directories). A second `mimsa extract` into the
+(`mimsa.locking`, as `mimsa.train.lock` uses for run directories). A second `mimsa extract` into the
 same folder stops at once with one line naming the folder and the other process's pid. The OS
 drops the lock when its process ends, however it ends, so a killed extraction never blocks the
 next one (which resumes from the cache).
@@ -73,7 +73,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import sys
 import time
 import warnings
@@ -85,6 +84,7 @@ from typing import Any
 
 import numpy as np
 
+from mimsa import locking
 from mimsa.atomic import atomic_write, atomic_write_text
 from mimsa.data.dataset import SPLITS, DatasetCard, MultimodalDataset
 from mimsa.data.readers._common import SPLIT_ALIASES, read_csv_rows
@@ -751,72 +751,32 @@ def _check_target(target: Path, overwrite: bool) -> None:
 @contextmanager
 def target_lock(target: str | Path) -> Iterator[Path]:
     """Hold the write lock of the extraction target `target` for the with-block: an OS file
-    lock on `target/.extract/.lock` (created with its folders), as `mimsa.train.lock.run_lock`
-    takes for run directories. The OS releases it when the process ends however it ends, so
-    the lock of a killed process never blocks; while held, the file names its holder (pid,
-    host). Not re-entrant. Yields the lock file's path.
+    lock on `target/.extract/.lock` (created with its folders; `mimsa.locking.hold`, as
+    `mimsa.train.lock.run_lock` takes for run directories). The OS releases it when the process
+    ends however it ends, so the lock of a killed process never blocks; while held, the file
+    names its holder (pid, host). Not re-entrant. Yields the lock file's path.
 
     Raises:
         DataError: another process holds the lock (one line naming the folder and its pid),
             or the lock file cannot be created.
     """
-    from filelock import FileLock, Timeout
-
     target = Path(target)
     path = target / CACHE_DIR / LOCK
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path), timeout=0)
-        lock.acquire()
-    except Timeout:
-        raise DataError(f"--to {target}: another mimsa extract{lock_holder(path)} is writing "
-                        f"this folder; wait for it to finish (then run the same command to "
-                        f"complete it) or choose another --to") from None
-    except OSError as err:
-        raise DataError(f"--to {target}: cannot take the folder's write lock {path} "
-                        f"({err.strerror or err}); choose a writable --to") from None
-    wrote = False
-    try:
-        wrote = _write_holder(path)
+
+    def busy(holder: str) -> DataError:
+        return DataError(f"--to {target}: another mimsa extract{holder} is writing "
+                         f"this folder; wait for it to finish (then run the same command to "
+                         f"complete it) or choose another --to")
+
+    def failed(err: OSError) -> DataError:
+        return DataError(f"--to {target}: cannot take the folder's write lock {path} "
+                         f"({err.strerror or err}); choose a writable --to")
+
+    with locking.hold(path, busy, failed):
         yield path
-    finally:
-        if wrote:
-            try:  # emptied before release, so that it names no finished process
-                with open(path, "r+", encoding="utf-8") as handle:
-                    handle.truncate()
-            except OSError:  # removed with the folder (no clip succeeded)
-                pass
-        lock.release()
 
 
-def lock_holder(path: str | Path) -> str:
-    """Return " (pid N)" (" (pid N on HOST)" for another host) for the process a lock file
-    names, or "" when it names none."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return ""
-    if not lines or not lines[0].strip().isdigit():
-        return ""
-    host = lines[1].strip() if len(lines) > 1 else ""
-    where = f" on {host}" if host and host != socket.gethostname() else ""
-    return f" (pid {lines[0].strip()}{where})"
-
-
-def _write_holder(path: Path) -> bool:
-    """Record this process (pid, host) in the held lock file; return whether it was written
-    (a file already starting with our pid is filelock's own soft-lock marker: left as is)."""
-    pid = str(os.getpid())
-    try:
-        with open(path, "r+", encoding="utf-8") as handle:
-            if handle.readline().strip() == pid:
-                return False
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{pid}\n{socket.gethostname()}\n")
-    except OSError:  # the holder's name is a courtesy; the lock itself is what counts
-        return False
-    return True
+lock_holder = locking.holder  # " (pid N)" for the process a lock file names, or ""
 
 
 def _run_jobs(jobs: list[Job], plan: Plan, workers: int, backend: str,
