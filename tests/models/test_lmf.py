@@ -69,6 +69,39 @@ def test_full_rank_lmf_reproduces_an_arbitrary_bimodal_tfn():
         assert torch.allclose(lmf(batch).prediction, tfn(batch).prediction, atol=1e-5)
 
 
+@pytest.mark.parametrize("out_dim", [64, 256])
+def test_factors_start_as_the_authors_xavier_for_every_output_unit(out_dim):
+    # Liu et al.'s code: xavier_normal_ on [rank, d+1, 1] -> std sqrt(2 / (rank + d + 1)),
+    # whatever the fused width (a per-[d+1, out_dim] xavier shrank with out_dim; issue 18).
+    torch.manual_seed(0)
+    fusion = LowRankFusion([64, 16, 128], out_dim=out_dim, rank=3)
+    for d, factor in zip([64, 16, 128], fusion.factors, strict=True):
+        expected = (2 / (3 + d + 1)) ** 0.5
+        assert abs(factor.std().item() / expected - 1) < 0.1, (d, factor.std().item(), expected)
+        assert abs(factor.mean().item()) < 0.1 * expected
+
+
+def test_three_modality_product_does_not_vanish_at_initialisation():
+    """Issue 18: on mosi-poria (t, a, v) the fused output at initialisation had rms ~0.008
+    (the product of three small terms), too little signal for the factors to outlearn Adam's
+    weight decay; 4 of 5 seeds collapsed to a constant prediction. The h_m below have the scale
+    the subnetworks give on mosi-poria at initialisation (rms 0.16 text; ReLU outputs with rms
+    0.14 audio and 0.07 visual, about half zeros), with the preset's sizes."""
+    rms = []
+    for seed in range(5):
+        torch.manual_seed(seed)
+        fusion = LowRankFusion([64, 16, 128], out_dim=64, rank=3)
+        h = [0.16 * torch.randn(256, 64), torch.relu(0.2 * torch.randn(256, 16)),
+             torch.relu(0.1 * torch.randn(256, 128))]
+        with torch.no_grad():
+            fused = fusion(h)
+        assert torch.isfinite(fused).all()
+        rms.append(fused.pow(2).mean().sqrt().item())
+        # the fused units vary across samples (not a constant carried by the bias rows alone)
+        assert fused.std(0).mean().item() > 0.25 * rms[-1]
+    assert min(rms) > 0.015 and max(rms) < 1.0, rms
+
+
 def test_rank_must_be_positive():
     with pytest.raises(ConfigError, match="rank must be >= 1"):
         make("lmf", "ta", rank=0)

@@ -21,8 +21,9 @@ the same bias, subnetworks and later layers, the two models give the same output
 tfn's dropout on z has no counterpart here). Differences from the authors' code: it maps the
 product straight to the score (output_dim 1) and scales the rank components by learned weights
 (redundant with the factors); here the product has width `hidden` and TFN's remaining layers
-follow, so that tfn and lmf differ only in the factorisation. The factors are xavier-normal
-initialised per rank component.
+follow, so that tfn and lmf differ only in the factorisation. The factors are initialised as
+the authors' (xavier-normal on [rank, d_m+1, 1], i.e. N(0, 2/(rank + d_m + 1)) per entry), for
+every output unit.
 
 reps: "t", "a", "v" = h_m (those present); "fusion" = the last hidden layer [B, hidden].
 
@@ -32,6 +33,8 @@ sequences, averaged by the utterance subnetworks.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -60,9 +63,14 @@ class LowRankFusion(nn.Module):
             raise ConfigError(f"model 'lmf': rank must be >= 1 (got {rank}; model.rank)")
         self.factors = nn.ParameterList(
             [nn.Parameter(torch.empty(rank, d + 1, out_dim)) for d in dims])
-        for factor in self.factors:
-            for component in factor:
-                nn.init.xavier_normal_(component)
+        # The authors' initialisation (Justin1904/Low-rank-Multimodal-Fusion, model.py; MMSA's
+        # LMF.py likewise): xavier_normal_ on their factor [rank, d+1, 1], i.e. every entry
+        # N(0, 2 / (rank + d + 1)). Here each of the out_dim output units gets that factor, so
+        # the std does not shrink with out_dim (xavier on a [d+1, out_dim] component did: with
+        # three modalities the product, and each factor's gradient, became so small that Adam's
+        # coupled weight decay drove the factors to zero before they learnt; issue 18).
+        for d, factor in zip(dims, self.factors, strict=True):
+            nn.init.normal_(factor, std=math.sqrt(2.0 / (rank + d + 1)))
         self.bias = nn.Parameter(torch.zeros(out_dim))
 
     def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
