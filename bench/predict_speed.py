@@ -82,7 +82,7 @@ def main() -> None:
     decode, asr, model = [], [], []
     for _ in range(args.repeats):
         started = time.perf_counter()
-        decoded = _decode(clip, predictor.plan)
+        decoded = _decode(clip, predictor.plan, need_asr=True)
         decode.append(time.perf_counter() - started)
         started = time.perf_counter()
         transcribe(decoded.audio, decoded.sample_rate, model=predictor.plan.asr_model)
