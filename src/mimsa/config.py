@@ -184,20 +184,26 @@ def merge(cfg: dict, update: dict, _path: tuple[str, ...] = (),
     return cfg
 
 
+def read_text_file(path: Path, what: str = "config file", kind: str = "YAML file") -> str:
+    """Return the UTF-8 text of `path`; a folder, a missing, unreadable or non-UTF-8 file is a
+    one-line `ConfigError` naming it as `what` and asking for a `kind`."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; give a {kind}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not text (not UTF-8); give a {kind}") from None
+    except OSError as err:
+        raise ConfigError(f"{what} {path} cannot be read ({err.strerror})") from None
+
+
 def load_yaml(path: Path) -> dict:
     """Return the mapping in YAML file `path`; every failure is one line naming the file."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"config file {path} is a folder; give a YAML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not text (not UTF-8); give a YAML file"
-                          ) from None
-    except OSError as err:
-        raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
+    text = read_text_file(path)
     try:
         data = load_yaml_text(text) or {}
     except yaml.YAMLError as err:

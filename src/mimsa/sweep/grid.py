@@ -104,16 +104,7 @@ def load_grid(path: str | Path) -> list[RunSpec]:
 
 def _read_documents(path: Path) -> list[dict]:
     """Return the YAML documents of `path`, each checked to be a mapping of known keys."""
-    if path.is_dir():
-        raise ConfigError(f"grid {path} is a folder; give a grid YAML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"grid {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"grid {path} is not text (not UTF-8); give a grid YAML file") from None
-    except OSError as err:
-        raise ConfigError(f"grid {path} cannot be read ({err.strerror})") from None
+    text = config_mod.read_text_file(path, "grid", "grid YAML file")
     try:
         # the config loader refuses a key given twice in one mapping
         documents = list(yaml.load_all(text, Loader=config_mod._UniqueKeyLoader))  # noqa: S506
