@@ -29,6 +29,7 @@ from pathlib import Path
 from mimsa.errors import MissingExtraError
 from mimsa.features import asr as asr_mod
 from mimsa.features import decode_clip, get_extractor, list_extractors, normalize_text
+from mimsa.features.asr import word_error_rate
 
 CLIP_ID = "Oz06ZWiO20M_6"
 
@@ -46,15 +47,6 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
     return first, statistics.median(times), result
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = reference.split(), hypothesis.split()
-    row = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, start=1):
-        previous, row[0] = row[0], i
-        for j, guess in enumerate(hyp, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1,
-                                           previous + (word != guess))
-    return row[-1] / max(1, len(ref))
 
 
 def reference_text(data_root: Path) -> str | None:

@@ -13,21 +13,15 @@ import pytest
 
 from mimsa.errors import ConfigError, MissingExtraError
 from mimsa.features import asr
-from mimsa.features.asr import Transcript, normalize_text, transcribe, whisper_base_dir
+from mimsa.features.asr import (
+    Transcript,
+    normalize_text,
+    transcribe,
+    whisper_base_dir,
+    word_error_rate,
+)
 
 from .real_clip import real_clip_path, reference_text
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Return (substitutions + deletions + insertions) / len(reference words)."""
-    ref, hyp = reference.split(), hypothesis.split()
-    row = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, start=1):
-        previous, row[0] = row[0], i
-        for j, guess in enumerate(hyp, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1,
-                                           previous + (word != guess))
-    return row[-1] / max(1, len(ref))
 
 
 def test_word_error_rate():

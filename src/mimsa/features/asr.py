@@ -129,6 +129,20 @@ def normalize_text(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Return the word error rate of `hypothesis` against `reference` (whitespace-split
+    words): (substitutions + deletions + insertions) / len(reference words), by the
+    Levenshtein distance over words; 0 for an empty reference and hypothesis."""
+    ref, hyp = reference.split(), hypothesis.split()
+    row = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, start=1):
+        previous, row[0] = row[0], i
+        for j, guess in enumerate(hyp, start=1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1,
+                                           previous + (word != guess))
+    return row[-1] / max(1, len(ref))
+
+
 def load_model(model: str = WHISPER_BASE, threads: int | None = None):
     """Return the faster_whisper.WhisperModel for `model` (loaded once per process)."""
     try:
