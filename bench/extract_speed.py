@@ -47,8 +47,6 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
     return first, statistics.median(times), result
 
 
-
-
 def reference_text(data_root: Path) -> str | None:
     labels = data_root / "mosi" / "label.csv"
     if not labels.is_file():
