@@ -207,3 +207,28 @@ def test_a_key_added_to_mimsa_after_a_run_was_trained_is_its_default(swept) -> N
         assert "train.warmup: run 0.0, grid 0.1" in settings_differ(seed_dir, cfg)
     finally:
         (seed_dir / "config.yaml").write_text(config)
+
+
+def test_a_filled_section_that_defaults_to_empty_matches_itself(swept) -> None:
+    # `train.term_weights: {}` by default; a kept run that filled it compares key by key, not
+    # as the empty default against the grid's missing key
+    import yaml
+
+    from mimsa.sweep.plan import settings_differ
+    from mimsa.train.run import read_run_config
+
+    _, _, out, _, _ = swept
+    seed_dir = out / "synthetic_late_fusion" / "seed-1"
+    config = (seed_dir / "config.yaml").read_text()
+    saved = yaml.safe_load(config)
+    saved["train"]["term_weights"] = {"task": 1.0}
+    (seed_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    try:
+        cfg = read_run_config(seed_dir)
+        assert settings_differ(seed_dir, cfg) is None
+        cfg["train"]["term_weights"] = {"task": 0.5}
+        assert "train.term_weights.task: run 1.0, grid 0.5" in settings_differ(seed_dir, cfg)
+        cfg["train"]["term_weights"] = {}
+        assert "train.term_weights" in settings_differ(seed_dir, cfg)
+    finally:
+        (seed_dir / "config.yaml").write_text(config)

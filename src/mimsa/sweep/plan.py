@@ -167,9 +167,11 @@ def settings_differ(seed_dir: Path, cfg: dict[str, Any]) -> str | None:
     except MimsaError as err:
         return str(err)
     want, have = _flatten(cfg), _flatten(saved)
-    # a key added to mimsa after the run was trained: the run had its default
+    # a key added to mimsa after the run was trained: the run had its default (a default
+    # empty section, e.g. `objectives: {}`, is no key of its own where the run filled it)
     for key, value in _flatten(config_mod.DEFAULTS).items():
-        have.setdefault(key, value)
+        if not any(k == key or k.startswith(key + ".") for k in have):
+            have[key] = value
     differ = []
     for key in [*want, *(k for k in have if k not in want)]:
         if key in HARMLESS or key == "seed":
