@@ -72,13 +72,13 @@ from mimsa.features.extract import (
     require_asr,
 )
 from mimsa.metrics import CLASS7_NAMES, class2, class7
+from mimsa.models.base import list_models
 from mimsa.train.checkpoint import load_checkpoint, load_model_state
 from mimsa.train.inputs import saved_input_spec
 from mimsa.train.run import CONFIG, METRICS, build_model, read_run_config
 
 DEFAULT_ASR_MODEL = "whisper-base"
 #: Models that read the text alone whatever else the data offer.
-TEXT_ONLY_MODELS = ("text_only",)
 FIELDS = {"a": ("audio", "audio"), "v": ("visual", "vision")}
 
 
@@ -357,12 +357,13 @@ def normalizes_text(inputs: dict) -> bool:
 
 
 def read_modalities(spec_json: dict, cfg: dict) -> str:
-    """Return the modalities the run's model reads: "t" for a model that reads text only
-    (`TEXT_ONLY_MODELS`, e.g. text_only trained on mosi, whose data also offer audio), else
-    the modalities it was trained with."""
+    """Return the modalities the run's model reads: those it was trained with, less those its
+    class declares it ignores (`Model.reads`; e.g. text_only trained on mosi, whose data also
+    offer audio, reads "t")."""
     modalities = str(spec_json["inputs"].get("modalities", ""))
     name = spec_json.get("model") or cfg["model"]["name"]
-    return "t" if name in TEXT_ONLY_MODELS and "t" in modalities else modalities
+    reads = list_models()[name].reads if name in list_models() else None
+    return modalities if reads is None else "".join(m for m in modalities if m in reads)
 
 
 def _plan(extraction: dict, where: str) -> tuple[Plan, dict[str, list[Any]]]:

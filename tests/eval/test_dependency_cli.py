@@ -142,3 +142,20 @@ def test_dropping_changes_predictions_and_nothing_dropped_reproduces(js_run):
     for drop, fill in (("t", "zero"), ("av", "mean")):
         dropped = evaluate_run(run_dir, transform=ModalityDrop(drop, fill))["test"]
         assert dropped["MAE"] != pytest.approx(baseline["MAE"])
+
+
+def test_a_modality_the_model_does_not_read_cannot_be_dropped_or_corrupted(tmp_path):
+    # text_only on data with audio and vision reads text alone: dropping audio would report
+    # the as-trained numbers as "audio dropped"
+    cfg = config_mod.resolve_config("text_only", "synthetic")
+    cfg["data"]["synthetic_sizes"] = dict(SIZES)
+    cfg["train"]["epochs"] = 1
+    run_dir = tmp_path / "text_only"
+    train_run(cfg, run_dir)
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--drop", "a"])
+    assert result.exit_code == 2 and "--drop a: the run uses modalities 't' only" in result.output
+    result = runner.invoke(app, ["robustness", str(run_dir), "-c", "feature_noise",
+                                 "--rates", "0.5"])
+    assert result.exit_code == 2 and "uses modalities 't' only" in result.output
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--drop", "t"])
+    assert result.exit_code == 0, result.output

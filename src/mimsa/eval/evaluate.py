@@ -3,6 +3,7 @@ transformed inputs (a modality drop, a corruption)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from mimsa.data.batch import BatchTransform
@@ -10,19 +11,22 @@ from mimsa.data.dataset import MultimodalDataset
 from mimsa.encoders.builder import text_words
 from mimsa.encoders.cache import EncoderCache
 from mimsa.metrics import score
-from mimsa.models.base import InputSpec
+from mimsa.models.base import InputSpec, Model, modalities_read
 from mimsa.train.inference import predict
 from mimsa.train.run import load_run
 
 
 def bind_transform(transform: BatchTransform | None, dataset: MultimodalDataset,
-                   spec: InputSpec, cache: EncoderCache | None = None) -> BatchTransform | None:
+                   spec: InputSpec, model: Model, cache: EncoderCache | None = None
+                   ) -> BatchTransform | None:
     """Return `transform` bound to a run's data (see `mimsa.data.batch.BatchTransform`; the
     tokenizer's words go with it when the run reads text through a pretrained tokenizer).
-    Raises ConfigError when it does not fit the run."""
+    It sees only the modalities `model` reads, so dropping or corrupting one the model
+    ignores (audio for `text_only`) is refused. Raises ConfigError when it does not fit."""
     if transform is None:
         return None
-    return transform.bind(dataset, spec, text_words(spec.text, cache))
+    read = replace(spec, modalities=modalities_read(model, spec))
+    return transform.bind(dataset, read, text_words(spec.text, cache))
 
 
 def evaluate_run(run_dir: Path, transform: BatchTransform | None = None, *,
@@ -34,7 +38,7 @@ def evaluate_run(run_dir: Path, transform: BatchTransform | None = None, *,
     states between calls. Raises RunError when `run_dir` is not a finished run.
     """
     cfg, model, dataset, spec = load_run(run_dir, cache)
-    transform = bind_transform(transform, dataset, spec, cache)
+    transform = bind_transform(transform, dataset, spec, model, cache)
     out = {}
     for split in ("valid", "test"):
         index = dataset.indices(split)

@@ -162,7 +162,7 @@ def corrupted_metrics(run_dir: Path, corruption: str, rates: list[float], *, see
     if cache is not None:
         share_cache(model, cache)
     bound = bind_transform(make_corruption(corruption, 0.0, seed, **(options or {})), dataset,
-                           spec, cache)
+                           spec, model, cache)
     index = dataset.indices(split)
     out = []
     for rate in rates:

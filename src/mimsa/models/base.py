@@ -60,6 +60,8 @@ class Model(nn.Module):
       model_name: str            set by `@register_model`
       requires: str              modalities the model cannot work without ("" = any non-empty
                                  subset of the data's t/a/v; "t" = text must be present)
+      reads: str | None          modalities its forward pass uses (None = every present one;
+                                 "t" = text only, whatever else the data hold)
       reps_dims: dict[str, int]  set in `__init__`: the width D of each entry of `reps`,
                                  "fusion" and one per unimodal vector it exposes ("t", "a", "v"
                                  for present modalities; models may add documented keys)
@@ -73,6 +75,7 @@ class Model(nn.Module):
 
     model_name: ClassVar[str] = ""
     requires: ClassVar[str] = ""
+    reads: ClassVar[str | None] = None
     reps_dims: dict[str, int]
 
     def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - the contract
@@ -83,6 +86,14 @@ class Model(nn.Module):
         run's model.json with every checkpoint (JSON-serialisable; e.g. mag_bert's alignment of
         audio/visual frames to tokens). The default records nothing."""
         return {}
+
+
+def modalities_read(model: Model, spec: InputSpec) -> str:
+    """Return the modalities of `spec` that `model` reads (its `reads`, else all present): a
+    test-time transform of any other modality would change nothing."""
+    if model.reads is None:
+        return spec.modalities
+    return "".join(m for m in spec.modalities if m in model.reads)
 
 
 _MODELS: dict[str, type[Model]] = {}

@@ -20,6 +20,7 @@ class TextOnly(Model):
     """reps: "t" = the text vector, "fusion" = the MLP's hidden layer."""
 
     requires = "t"
+    reads = "t"
 
     def __init__(self, spec: InputSpec, text_dim: int = 64, hidden: int = 64,
                  dropout: float = 0.1) -> None:
