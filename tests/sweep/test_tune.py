@@ -413,3 +413,10 @@ def test_preset_values_outside_the_space_are_left_to_the_sampler():
     assert tune_mod.preset_params(space, base) == {"model.hidden": 48}
     base["model"]["hidden"] = 40  # not on the step grid
     assert tune_mod.preset_params(space, base) == {}
+
+
+def test_the_same_sets_in_another_order_continue_the_study(study):
+    request, _, _, second = study
+    again = tune(dataclasses.replace(request, sets=SETS[::-1]))
+    assert again.finished == second.finished
+    assert again.best.number == second.best.number

@@ -404,12 +404,28 @@ def open_study(storage, request: TuneRequest, settings: dict, pruner=None,
             study.enqueue_trial(first)
         return study
     differ = [_difference(key, saved.get(key), settings[key])
-              for key in settings if saved.get(key) != settings[key]]
+              for key in settings if not _same(key, saved.get(key), settings[key])]
     if differ:
         raise ConfigError(f"study '{request.study_name}' in {shown_url(request.storage_url)} "
                           f"was started with other settings ({'; '.join(differ)}); continue it "
                           f"with the same settings or start another with --study NAME")
     return study
+
+
+def _same(key: str, saved: Any, given: Any) -> bool:
+    """True when a study's saved setting equals the given one; --set values compare as the
+    values they give each key (the last of a key wins), so their order does not matter."""
+    if key == "sets" and isinstance(saved, list) and isinstance(given, list):
+        return _set_values(saved) == _set_values(given)
+    return saved == given
+
+
+def _set_values(sets: list[str]) -> dict[str, Any]:
+    values = {}
+    for text in sets:
+        path, value = config_mod.parse_override(text)
+        values[".".join(path)] = value
+    return values
 
 
 def _difference(key: str, saved: Any, given: Any) -> str:
