@@ -685,7 +685,8 @@ def sweep(
         "--only", help="only the runs whose name matches this shell pattern (repeatable)")
     ] = None,
     list_: Annotated[bool, typer.Option(
-        "--list", help="print each run's equivalent mimsa train command; train nothing")
+        "--list", help="print each run's seeds finished so far and its equivalent mimsa "
+                       "train command; train nothing")
     ] = False,
 ) -> None:
     """Train every run of a grid file (models × datasets × encoders × variants × seeds).
@@ -694,14 +695,16 @@ def sweep(
     run is reported and the others go on. Each run's status goes to OUT/sweep.csv; the exit
     code is 2 when a run failed.
     """
-    from mimsa.sweep.plan import format_status
+    from mimsa.sweep.plan import format_status, seed_finished
     from mimsa.sweep.runner import default_out, prepare, run_sweep
 
     out = out or default_out(grids)
     runs = prepare(grids, out, data_root, only)
     if list_:
         for run in runs:
-            console.print(f"{run.name}: {run.spec.train_command(out, data_root)}",
+            done = sum(seed_finished(run.seed_dir(s)) for s in run.spec.seeds)
+            console.print(f"{run.name} ({done}/{len(run.spec.seeds)} seeds done): "
+                          f"{run.spec.train_command(out, data_root)}",
                           highlight=False, markup=False, soft_wrap=True)
         return
     rows, interrupted = run_sweep(runs, out, backend, address, jobs, report=lambda line: (

@@ -69,8 +69,11 @@ def test_a_run_equals_its_listed_train_command(swept, tmp_path: Path) -> None:
     _, grid, out, _, _ = swept
     listed = runner.invoke(app, ["sweep", str(grid), "--out", str(tmp_path), "--list"])
     assert listed.exit_code == 0, listed.output
-    line = next(x for x in listed.output.splitlines() if x.startswith("synthetic_late_fusion:"))
+    line = next(x for x in listed.output.splitlines()
+                if x.startswith("synthetic_late_fusion (0/2 seeds done): "))
     command = shlex.split(line.split(": ", 1)[1])
+    kept = runner.invoke(app, ["sweep", str(grid), "--out", str(out), "--list"])
+    assert "synthetic_late_fusion (2/2 seeds done): " in kept.output
     assert command[:2] == ["mimsa", "train"] and not (tmp_path / "synthetic_late_fusion").exists()
     trained = runner.invoke(app, [*command[1:], "--quiet"])
     assert trained.exit_code == 0, trained.output
