@@ -18,7 +18,7 @@ from pathlib import Path
 from mimsa.data.drop import ModalityDrop
 from mimsa.encoders.cache import EncoderCache
 from mimsa.eval.aggregate import mean_std
-from mimsa.eval.evaluate import evaluate_run
+from mimsa.eval.evaluate import evaluate_loaded
 from mimsa.models.base import modalities_read
 from mimsa.train.run import load_run
 
@@ -38,13 +38,12 @@ def drop_rows(run: Path, fill: str, metrics: list[str], cache: EncoderCache
     seeds = sorted(run.glob("seed-*/metrics.json"))
     if not seeds:
         raise SystemExit(f"{run}: no seed-*/metrics.json found")
-    _, model, _, spec = load_run(seeds[0].parent)
-    modalities = modalities_read(model, spec)
+    loaded = [load_run(p.parent, cache) for p in seeds]
+    _, model, _, spec = loaded[0]
     rows = []
-    for drop in ["none", *modalities]:
+    for drop in ["none", *modalities_read(model, spec)]:
         transform = None if drop == "none" else ModalityDrop([drop], fill)
-        scores = [evaluate_run(p.parent, transform=transform, cache=cache)["test"]
-                  for p in seeds]
+        scores = [evaluate_loaded(one, transform, cache=cache)["test"] for one in loaded]
         rows.append((drop, len(scores), [cell(k, [s[k] for s in scores]) for k in metrics]))
     return rows
 

@@ -37,7 +37,15 @@ def evaluate_run(run_dir: Path, transform: BatchTransform | None = None, *,
     `cache` (e.g. one shared by several evaluations of frozen-encoder runs) keeps the frozen
     states between calls. Raises RunError when `run_dir` is not a finished run.
     """
-    cfg, model, dataset, spec = load_run(run_dir, cache)
+    return evaluate_loaded(load_run(run_dir, cache), transform, cache=cache)
+
+
+def evaluate_loaded(loaded: tuple[dict, Model, MultimodalDataset, InputSpec],
+                    transform: BatchTransform | None = None, *,
+                    cache: EncoderCache | None = None) -> dict[str, dict[str, float]]:
+    """`evaluate_run` on a run already loaded (`load_run`'s (cfg, model, dataset, spec)), so
+    several transforms of one run load it once."""
+    cfg, model, dataset, spec = loaded
     transform = bind_transform(transform, dataset, spec, model, cache)
     out = {}
     for split in ("valid", "test"):
