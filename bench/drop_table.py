@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench_report import save_text
+
 from mimsa.data.drop import ModalityDrop
 from mimsa.encoders.cache import EncoderCache
 from mimsa.eval.aggregate import mean_std
@@ -90,9 +92,7 @@ def main() -> None:
                for label, run in zip(labels, args.runs, strict=True)]
     lines = wide_table(results, args.metrics) if args.wide else long_table(results, args.metrics)
     table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.write_text(table + "\n")
+    save_text(table, args.out)
 
 
 if __name__ == "__main__":

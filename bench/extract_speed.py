@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from bench_report import save_json
 
 from mimsa.errors import MissingExtraError
 from mimsa.features import asr as asr_mod
@@ -124,14 +125,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['x_realtime']:11.1f}  {', '.join(notes)}")
     print(f"clip {seconds:.2f} s; OMP_NUM_THREADS={report['omp_num_threads']}; "
           f"load average {report['load_average']}")
-    text = json.dumps(report, indent=2)
-    if args.out:
-        from mimsa.atomic import atomic_write_text
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, text + "\n")
-    else:
-        print(text)
+    save_json(report, args.out, echo=not args.out)
     return 0
 
 

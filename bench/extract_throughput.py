@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_report import save_json
+
 CLIP_ID = "Oz06ZWiO20M_6"
 STEPS = ("startup", "egemaps_lld", "egemaps_functionals", "librosa", "fer_emotion", "asr")
 SUMMARY = re.compile(r"(\d+) clips kept, (\d+) failed .*?; ([\d.]+) s for ([\d.]+) s of video",
@@ -168,14 +170,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['cpu_s_per_video_s']:9.3f}  {row['load_average_before'][0]:.1f}")
     print(f"{args.clips} clips x {seconds:.2f} s = {video_s:.1f} s of video; "
           f"OMP_NUM_THREADS={args.threads}; {os.cpu_count()} CPUs")
-    text = json.dumps(report, indent=2)
-    if args.out:
-        from mimsa.atomic import atomic_write_text
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, text + "\n")
-    else:
-        print(text)
+    save_json(report, args.out, echo=not args.out)
     return 0
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_report import save_json
 
 CHILD = """
 import json, resource, sys, tempfile
@@ -78,11 +79,7 @@ def main() -> None:
               "threads": args.threads, "reference": args.reference, "models": rows,
               "torch": torch.__version__, "machine": platform.machine(),
               "date": time.strftime("%Y-%m-%d")}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    save_json(result, args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import argparse
 import math
 from pathlib import Path
 
+from bench_report import save_text
+
 from mimsa.eval.compare import compare
 
 ZOO = ["late_fusion", "ef_lstm", "tfn", "lmf", "mult", "misa", "mmim", "mecam", "self_mm",
@@ -69,9 +71,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     if missing:
         text += f"\nNot run: {', '.join(missing)}\n"
-    print(text, end="")
-    if args.out:
-        args.out.write_text(text)
+    save_text(text, args.out)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_report import save_json
+
 CLIP = "mosi/raw/Oz06ZWiO20M_6.mp4"
 
 
@@ -116,11 +118,7 @@ def main() -> None:
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    save_json(report, args.out)
 
 
 if __name__ == "__main__":

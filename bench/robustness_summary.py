@@ -12,6 +12,8 @@ import argparse
 import csv
 from pathlib import Path
 
+from bench_report import save_text
+
 PERCENT = ("acc", "F1")
 
 
@@ -42,9 +44,7 @@ def main() -> None:
                  for run in runs]
         lines.append(f"| {corruption} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.write_text(table + "\n")
+    save_text(table, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_report import save_json
 
 from mimsa.config import resolve_config
 from mimsa.train.run import train_run
@@ -61,11 +62,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    save_json(result, args.out)
 
 
 if __name__ == "__main__":

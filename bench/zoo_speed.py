@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_report import save_json
 
 from mimsa.config import resolve_config
 from mimsa.data.dataset import MultimodalDataset
@@ -121,9 +122,7 @@ def main() -> None:
               "torch": torch.__version__,
               "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
               "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d")}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(result, args.out, echo=False)
 
 
 if __name__ == "__main__":
