@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
+import time
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +157,26 @@ def test_temporaries_of_atomic_write_match_the_stale_pattern(tmp_path):
     atomic_write(tmp_path / "resume.pt", lambda tmp: (seen.append(tmp), tmp.write_text("x")))
     seen[0].write_text("left behind")  # as a killed write would leave it
     assert remove_stale_temporaries(tmp_path) == [seen[0]]
+
+
+def test_a_ctrl_c_during_a_write_waits_for_it_then_interrupts(tmp_path):
+    target = tmp_path / "resume.pt"
+    target.write_bytes(b"old")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(b"new, ")
+            os.kill(os.getpid(), signal.SIGINT)  # as a user's Ctrl-C in the middle of a save
+            time.sleep(0.05)
+            handle.write(b"whole")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, write)
+    assert target.read_bytes() == b"new, whole"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resume.pt"]
+
+
+def test_a_write_without_ctrl_c_leaves_the_handler_as_it_was(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "a")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -114,3 +114,17 @@ def _dup(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text("train:\n  epochs: 3\n  epochs: 5\n")
     return path
+
+
+def _interrupted_save(*args, **kwargs):
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
+
+def test_an_error_raised_while_handling_ctrl_c_is_an_interruption(monkeypatch):
+    monkeypatch.setattr("mimsa.train.run.train_run", _interrupted_save)
+    result = runner.invoke(cli.app, ["train", "--quiet", "--out", "unused"])
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "bug" not in result.output

@@ -12,6 +12,9 @@ A write either replaces the target whole or leaves the previous file as it was:
   file is untouched.
 `atomic_write_files` writes several files (a checkpoint's weights and spec) together: all
 temporaries are written first and renamed only when every one of them succeeded.
+A Ctrl-C (SIGINT) that arrives during a write from the main thread waits until the write is
+done, then interrupts as usual: a library writing the file (torch.save's zip writer) would
+otherwise turn it into its own error, which reads as a crash rather than an interruption.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import errno
 import os
 import re
 import secrets
+import signal
 import stat
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from mimsa.errors import RunError
@@ -71,6 +77,32 @@ def atomic_write_files(writes: Sequence[tuple[str | Path, Writer]]) -> list[Path
         RunError: the disk is full (naming the file being written).
         Any error of a `write`, unchanged.
     """
+    with interrupts_deferred():
+        return _write_files(writes)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold back SIGINT (Ctrl-C) while the block runs, then deliver it to the handler that was
+    in place (by default: KeyboardInterrupt at the end of the block). Outside the main
+    thread, where Python delivers no signals, the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt
+
+
+def _write_files(writes: Sequence[tuple[str | Path, Writer]]) -> list[Path]:
     staged: list[tuple[Path, Path]] = []
     current = Path(writes[0][0]) if writes else Path()
     try:

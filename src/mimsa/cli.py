@@ -10,7 +10,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,7 +23,13 @@ except ImportError:  # pragma: no cover - typer versions that use click itself
 
 from mimsa import config as config_mod
 from mimsa.config_schema import SEED_RANGE
-from mimsa.errors import ConfigError, MimsaError, MissingExtraError, RunError
+from mimsa.errors import (
+    ConfigError,
+    MimsaError,
+    MissingExtraError,
+    RunError,
+    raised_by_interrupt,
+)
 from mimsa.metrics import format_metrics_table
 
 app = typer.Typer(help="Multimodal sentiment analysis with information-theoretic fusion.\n\n"
@@ -59,6 +65,13 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
                       highlight=False, soft_wrap=True)
 
 
+def interrupted() -> NoReturn:
+    """Report a Ctrl-C in one line and exit with 130."""
+    err_console.print("[yellow]interrupted[/yellow]: finished epochs are saved; continue with "
+                      "--resume")
+    raise typer.Exit(130) from None
+
+
 def friendly_errors(fn):
     """Turn `MimsaError` (an error the user can fix) into one red line on stderr and exit
     code 2; any other exception is a bug: one line saying so, then the traceback (exit 1).
@@ -80,12 +93,12 @@ def friendly_errors(fn):
                               soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/yellow]: finished epochs are saved; "
-                              "continue with --resume")
-            raise typer.Exit(130) from None
+            interrupted()
         except (typer.Exit, typer.Abort, click_errors.ClickException):
             raise
-        except Exception:
+        except Exception as err:
+            if raised_by_interrupt(err):
+                interrupted()
             err_console.print(f"[red]error: this is a bug in mimsa[/red] (not in your input); "
                               f"please report it at {ISSUES_URL} with the command you ran and "
                               f"the traceback below", highlight=False, soft_wrap=True)

@@ -51,3 +51,16 @@ def require_extra(module: str, extra: str, purpose: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise MissingExtraError(f"{purpose} needs the optional package '{module}'; install it "
                                 f"with: pip install -e \".[{extra}]\"")
+
+
+def raised_by_interrupt(err: BaseException) -> bool:
+    """True when a Ctrl-C caused `err` (a library turned the KeyboardInterrupt into its own
+    error while handling it): it is an interruption to report as such, not a failure."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -235,3 +235,21 @@ def test_a_filled_section_that_defaults_to_empty_matches_itself(swept) -> None:
         assert "train.term_weights" in settings_differ(seed_dir, cfg)
     finally:
         (seed_dir / "config.yaml").write_text(config)
+
+
+def test_an_error_raised_while_handling_ctrl_c_stops_the_sweep(tmp_path, monkeypatch) -> None:
+    # a library that turns the KeyboardInterrupt into its own error (torch.save's zip writer
+    # does) must stop the sweep as an interruption, not fail one seed and go on
+    from mimsa.sweep import local as local_mod
+
+    def interrupted_save(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("unexpected pos 59570304 vs 59570192") from None
+
+    monkeypatch.setattr(local_mod, "train_run", interrupted_save)
+    grid = write(tmp_path / "tiny.yaml", TINY_GRID)
+    rows, interrupted = run_local(prepare([grid], tmp_path / "out"), report=lambda line: None)
+    assert interrupted
+    assert [r.status for r in rows] == ["interrupted", "pending"]

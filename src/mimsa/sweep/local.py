@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from mimsa.encoders.cache import EncoderCache
-from mimsa.errors import MimsaError
+from mimsa.errors import MimsaError, raised_by_interrupt
 from mimsa.sweep.plan import (
     PlannedRun,
     RunStatus,
@@ -83,6 +83,8 @@ def train_planned(run: PlannedRun, cache: EncoderCache | None = None,
             train_run(run.seed_cfg(seed), seed_dir, resume=resume, cache=cache,
                       given=run.given)
         except Exception as err:  # a failed seed is reported; the sweep goes on
+            if raised_by_interrupt(err):
+                raise KeyboardInterrupt from err
             if not isinstance(err, MimsaError):
                 traceback.print_exc(file=sys.stderr)
             errors.append(f"seed {seed}: {one_line(err)}")
