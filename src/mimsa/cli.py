@@ -143,9 +143,11 @@ def train(
     overrides = list(set_ or [])
     if data_root is not None:
         overrides.append(f"data.root={data_root}")
-    cfg, sources = config_mod.resolve_with_sources(model, dataset, config, overrides)
     if resume and out is None:
         raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
+    if resume and config is None:  # --set values are checked against the run's own model
+        model, dataset = _saved_names(out, model, dataset)
+    cfg, sources = config_mod.resolve_with_sources(model, dataset, config, overrides)
     check_run_config(cfg)
     given = config_mod.explicit_values(cfg, sources)
     _check_seeds(seed_list, out, resume)
@@ -170,6 +172,19 @@ def train(
     _print_metrics(metrics, f"{saved['model']['name']} on {saved['data']['name']}, seed "
                    f"{metrics.get('seed')}, best epoch {metrics.get('best_epoch')}")
     console.print(f"run saved in {out}")
+
+
+def _saved_names(out: Path, model: str | None, dataset: str | None
+                 ) -> tuple[str | None, str | None]:
+    """Return (model, dataset): those given, else those of the run in `out` being resumed
+    (its config.yaml, or its first seed's), so a --set meets the run's model and presets."""
+    saved_files = [out / "config.yaml", *sorted(out.glob("seed-*/config.yaml"))]
+    saved_file = next((f for f in saved_files if f.is_file()), None)
+    if saved_file is None:
+        return model, dataset
+    saved = config_mod.load_yaml(saved_file)
+    return (model or saved.get("model", {}).get("name"),
+            dataset or saved.get("data", {}).get("name"))
 
 
 def _check_seeds(seeds: list[int], out: Path | None, resume: bool) -> None:

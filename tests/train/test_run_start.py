@@ -159,3 +159,18 @@ def test_a_dataset_without_a_valid_split_is_one_line_before_any_output(tmp_path)
     with pytest.raises(DataError, match="valid split is empty"):
         train_run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_without_model_checks_sets_against_the_saved_model(tmp_path, interrupt_run):
+    # model.fusion_dropout is an mmim option; without -m it must meet mmim, not the default
+    cfg = config_mod.resolve_config("mmim", "synthetic", None, [
+        "data.synthetic_sizes={train: 64, valid: 32, test: 32}", "train.epochs=3"])
+    run_dir = tmp_path / "run"
+    interrupt_run(cfg, run_dir, epoch=1)
+    result = runner.invoke(app, ["train", "--out", str(run_dir), "--resume",
+                                 "--set", "model.fusion_dropout=0.3", "--quiet"])
+    line = _one_error_line(result)
+    assert "model.fusion_dropout: saved 0.1, given 0.3" in line
+    result = runner.invoke(app, ["train", "--out", str(run_dir), "--resume", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "mmim on synthetic" in result.output
