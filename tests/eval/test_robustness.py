@@ -122,3 +122,18 @@ def test_bad_run_dir_is_one_line_error(tmp_path):
     result = runner.invoke(app, ["robustness", str(tmp_path / "half"), "-c", "frame_drop",
                                  "--rates", "0.5"])
     assert result.exit_code == 2 and "not a finished run" in result.output
+
+
+def test_runs_scored_on_other_test_samples_are_refused_before_any_output(runs, tmp_path):
+    single, _ = runs
+    other = tmp_path / "other"
+    result = runner.invoke(app, ["train", "--out", str(other), "--set", "train.epochs=1",
+                                 "--set", "data.synthetic_sizes={train: 64, valid: 32, test: 16}",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["robustness", str(single), str(other), "-c", "frame_drop",
+                                 "--rates", "0", "0.5", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert f"{other}: its test samples differ" in " ".join(result.output.split())
+    assert not out.exists()

@@ -40,7 +40,7 @@ from mimsa.atomic import atomic_write_text
 from mimsa.data.corruptions import check_rate, make_corruption
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import share_cache
-from mimsa.errors import ConfigError, RunError
+from mimsa.errors import ConfigError, DataError, RunError
 from mimsa.eval.aggregate import format_cell, mean_std
 from mimsa.eval.evaluate import bind_transform
 from mimsa.metrics import LOWER_IS_BETTER, METRIC_KEYS, score
@@ -153,10 +153,15 @@ def run_labels(run_dirs: list[Path]) -> list[str]:
 
 def corrupted_metrics(run_dir: Path, corruption: str, rates: list[float], *, seed: int = 0,
                       split: str = "test", options: dict | None = None,
-                      cache: EncoderCache | None = None) -> tuple[list[dict[str, float]], str]:
-    """Return (metrics per rate, description of the corruption) of one single-seed run.
+                      cache: EncoderCache | None = None, samples: list[str] | None = None
+                      ) -> tuple[list[dict[str, float]], str, list[str]]:
+    """Return (metrics per rate, description of the corruption, the split's sample ids) of one
+    single-seed run.
 
     `cache` (shared by the runs of one `robustness` call) keeps a frozen encoder's states.
+    `samples`: the ids another run was scored on; a run with other ones raises DataError
+    (naming the first differing id) before it is scored, so curves side by side always
+    describe the same samples.
     """
     cfg, model, dataset, spec = load_run(run_dir)
     if cache is not None:
@@ -164,6 +169,14 @@ def corrupted_metrics(run_dir: Path, corruption: str, rates: list[float], *, see
     bound = bind_transform(make_corruption(corruption, 0.0, seed, **(options or {})), dataset,
                            spec, model, cache)
     index = dataset.indices(split)
+    ids = [dataset.ids[i] for i in index]
+    if samples is not None and ids != samples:
+        first = next((i for i, (a, b) in enumerate(zip(ids, samples, strict=False)) if a != b),
+                     min(len(ids), len(samples)))
+        shown = ids[first] if first < len(ids) else f"none after {len(ids)} samples"
+        raise DataError(f"{run_dir}: its {split} samples differ from those of the runs before "
+                        f"it (sample {first + 1}: '{shown}'); compare runs of the same data "
+                        f"and split")
     out = []
     for rate in rates:
         transform = bound.with_rate(rate)
@@ -173,7 +186,7 @@ def corrupted_metrics(run_dir: Path, corruption: str, rates: list[float], *, see
         with warnings.catch_warnings():  # constant predictions: Corr is NaN, reported as such
             warnings.simplefilter("ignore", UserWarning)
             out.append(score(dataset.labels[index], preds))
-    return out, bound.definition()
+    return out, bound.definition(), ids
 
 
 def robustness(run_dirs: list[Path], corruption: str, rates: list[float], *, seed: int = 0,
@@ -186,14 +199,15 @@ def robustness(run_dirs: list[Path], corruption: str, rates: list[float], *, see
     if not run_dirs:
         raise ConfigError("give at least one run directory")
     groups = [seed_runs(Path(r)) for r in run_dirs]  # every directory checked before any work
-    runs, description = [], ""
+    runs, description, samples = [], "", None
     cache = EncoderCache()  # frozen encoders: each distinct input encoded once for all runs
     for label, run_dir, group in zip(run_labels(run_dirs), run_dirs, groups, strict=True):
         curves = RunCurves(label, Path(run_dir), [seed_name(p) for p in group], rates)
         table = {k: np.full((len(group), len(rates)), np.nan) for k in METRIC_KEYS}
         for i, single in enumerate(group):
-            per_rate, description = corrupted_metrics(single, corruption, rates, seed=seed,
-                                                      split=split, options=options, cache=cache)
+            per_rate, description, samples = corrupted_metrics(
+                single, corruption, rates, seed=seed, split=split, options=options, cache=cache,
+                samples=samples)
             for j, metrics in enumerate(per_rate):
                 for key in METRIC_KEYS:
                     table[key][i, j] = metrics.get(key, math.nan)
