@@ -152,6 +152,17 @@ def test_inject_after_zero_and_one_both_work_and_differ(tiny_bert):
         make(tiny_bert, inject_after=3)
 
 
+@pytest.mark.parametrize("beta, message", [
+    (-1.0, "model.beta_shift=-1.0 is not allowed: the largest shift"),
+    (float("nan"), "model.beta_shift=nan is not allowed: input should be a finite number"),
+    (float("inf"), "model.beta_shift=inf is not allowed: input should be a finite number"),
+])
+def test_a_negative_or_non_finite_beta_shift_is_one_line(tiny_bert, beta, message):
+    with pytest.raises(ConfigError) as err:
+        make(tiny_bert, beta_shift=beta)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
 def test_refuses_a_text_encoder_that_is_not_a_transformer():
     ds = make_synthetic(sizes={"train": 12, "valid": 4, "test": 4})
     encoder = {"name": "auto"}

@@ -194,7 +194,23 @@ def test_a_model_without_self_mm_reps_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="needs a model exposing reps feat_m"):
         create_objective("ulgm", SPEC, {"t": 4, "a": 4, "fusion": 8})
     with pytest.raises(ConfigError, match="no unimodal head"):
-        create_objective("ulgm", SPEC, DIMS, modalities="")
+        create_objective("ulgm", SPEC, {k: v for k, v in DIMS.items() if k != "pred_t"},
+                         modalities="t")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("modalities", "", "objectives.ulgm.modalities='' is not allowed"),
+    ("modalities", "tt", "give each of t, a, v at most once"),
+    ("modalities", "tx", "give each of t, a, v at most once"),
+    ("bound", 0.0, "objectives.ulgm.bound=0.0 is not allowed: the label bound H must be > 0"),
+    ("eps", -1.0, "objectives.ulgm.eps=-1.0 is not allowed"),
+    ("eps", float("nan"), "objectives.ulgm.eps=nan is not allowed: input should be a finite"),
+    ("bound", float("inf"), "objectives.ulgm.bound=inf is not allowed: input should be a finite"),
+])
+def test_bad_options_name_their_key(option, value, message):
+    with pytest.raises(ConfigError) as err:
+        create_objective("ulgm", SPEC, DIMS, **{option: value})
+    assert message in str(err.value)
 
 
 def test_an_unbound_objective_refuses_to_train():

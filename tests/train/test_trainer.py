@@ -102,6 +102,22 @@ def test_nan_loss_stops_with_epoch_and_batch(tiny_cfg, tmp_path):
         train_run(tiny_cfg, tmp_path)
 
 
+def test_non_finite_validation_predictions_are_one_line_naming_a_sample(
+        tiny_cfg, tmp_path, monkeypatch):
+    real = trainer_mod.Trainer.predict_split
+
+    def diverged(self, split):
+        predictions = real(self, split)
+        predictions[3] = float("inf")
+        return predictions
+
+    monkeypatch.setattr(trainer_mod.Trainer, "predict_split", diverged)
+    with pytest.raises(trainer_mod.TrainingError) as err:
+        train_run(tiny_cfg, tmp_path / "run")
+    assert "predicted NaN or inf for 1 of" in str(err.value) and "valid samples (first: '" \
+        in str(err.value)
+
+
 def test_multi_seed_summary(tiny_cfg, tmp_path):
     tiny_cfg["train"]["epochs"] = 1
     results = train_seeds(tiny_cfg, [1, 2], tmp_path)

@@ -198,7 +198,8 @@ def check_options(where: str, key: str, init: Callable, leading: int,
     return checked
 
 
-_LAX = ConfigDict(arbitrary_types_allowed=True)
+# NaN and ±inf are never a usable option value (a scale, a rate, a bound): refused here.
+_LAX = ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False)
 
 
 def _type_name(hint: Any) -> str:

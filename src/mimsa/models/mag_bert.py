@@ -227,7 +227,8 @@ class MAGBert(Model):
     Options: beta_shift (β_shift, the largest shift as a fraction of the state's norm),
     dropout (after the gate's layer norm), head_dropout (before the output layer),
     inject_after (0 = after the embeddings, k = after layer k). Raises ConfigError when the
-    text encoder is not a pretrained transformer or `inject_after` exceeds its depth.
+    text encoder is not a pretrained transformer, `inject_after` exceeds its depth or
+    beta_shift < 0 (NaN and ±inf are refused for every model option).
     """
 
     requires = "t"
@@ -236,6 +237,10 @@ class MAGBert(Model):
                  head_dropout: float = 0.1, inject_after: int = 0) -> None:
         super().__init__()
         require_modalities("mag_bert", spec, "t")
+        if beta_shift < 0:
+            raise ConfigError(f"config value model.beta_shift={beta_shift} is not allowed: the "
+                              f"largest shift, as a fraction of a token state's norm, must be "
+                              f">= 0 (the preset: 1.0)")
         if spec.text.kind != "pretrained":
             raise ConfigError(f"model 'mag_bert' needs a pretrained transformer text encoder "
                               f"(the gate lives inside it), not encoder.name="

@@ -77,10 +77,15 @@ class GaussianEntropy(Objective):
                  memory: int = 1, trainable_projection: bool = False,
                  eps: float = 1e-4) -> None:
         super().__init__()
-        unknown = [m for m in modalities if m not in "tav"]
-        if unknown or int(memory) < 0:
-            raise ConfigError(f"objective 'entropy': modalities must be a subset of 'tav' and "
-                             f"memory >= 0 (got modalities='{modalities}', memory={memory})")
+        if not modalities or any(m not in "tav" for m in modalities):
+            raise ConfigError(f"config value objectives.entropy.modalities='{modalities}' is "
+                              f"not allowed: give a subset of 'tav' (e.g. 'av')")
+        if int(memory) < 0:
+            raise ConfigError(f"config value objectives.entropy.memory={memory} is not allowed: "
+                              f"the number of past batches kept must be >= 0")
+        if float(eps) <= 0:
+            raise ConfigError(f"config value objectives.entropy.eps={eps} is not allowed: it "
+                              f"keeps the covariance positive definite, so it must be > 0")
         self.modalities = [m for m in "tav" if m in modalities and m in reps_dims]
         self.memory, self.eps = int(memory), float(eps)
         self.projection = nn.ModuleDict({

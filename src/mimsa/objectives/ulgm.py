@@ -126,9 +126,17 @@ class UnimodalLabels(Objective):
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int], modalities: str = "tav",
                  bound: float = 3.0, eps: float = 1e-8, zero_is_positive: bool = False) -> None:
         super().__init__()
-        if any(m not in UNIMODAL for m in modalities) or float(bound) <= 0:
-            raise ConfigError(f"objective 'ulgm': modalities must be a subset of 'tav' and "
-                              f"bound > 0 (got modalities='{modalities}', bound={bound})")
+        if not modalities or any(m not in UNIMODAL for m in modalities) or (
+                len(set(modalities)) != len(modalities)):
+            raise ConfigError(f"config value objectives.ulgm.modalities='{modalities}' is not "
+                              f"allowed: give each of t, a, v at most once (e.g. 'tav')")
+        if float(bound) <= 0:
+            raise ConfigError(f"config value objectives.ulgm.bound={bound} is not allowed: the "
+                              f"label bound H must be > 0 (3 for MOSI/MOSEI)")
+        if float(eps) <= 0:
+            raise ConfigError(f"config value objectives.ulgm.eps={eps} is not allowed: it keeps "
+                              f"the denominators d_p + eps and δ_m + eps away from 0, so it "
+                              f"must be > 0 (the paper's code: 1e-8)")
         if "feat_m" not in reps_dims:
             raise ConfigError(f"objective 'ulgm' needs a model exposing reps feat_m, feat_<s> "
                               f"and pred_<s> (e.g. self_mm); this one has "

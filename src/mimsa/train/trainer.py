@@ -275,7 +275,7 @@ class Trainer:
         if not torch.isfinite(loss):
             values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise TrainingError(f"loss became {loss.item()} at {where} ({values}); lower the "
-                                f"learning rate or check the objective settings")
+                                f"learning rate, or check the model and objective settings")
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         if not loss.requires_grad:
@@ -354,6 +354,13 @@ class Trainer:
 
     def _validate(self, split: str = "valid") -> dict[str, float]:
         predictions = self.predict_split(split)
+        bad = np.flatnonzero(~np.isfinite(predictions))
+        if bad.size:
+            first = self.dataset.ids[self.split_index[split][bad[0]]]
+            raise TrainingError(f"the model predicted NaN or inf for {bad.size} of "
+                                f"{predictions.size} {split} samples (first: '{first}'); its "
+                                f"weights or a model option are not finite or have diverged: "
+                                f"check the model options, or lower the learning rate")
         labels = self.dataset.labels[self.split_index[split]]
         metrics = score(labels, predictions)
         metrics["loss"] = float(self.loss_fn(torch.from_numpy(predictions).float(),
