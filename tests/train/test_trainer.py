@@ -127,6 +127,8 @@ def test_multi_seed_summary(tiny_cfg, tmp_path):
     assert "mean" in csv_text and "std" in csv_text
     md = (tmp_path / "summary.md").read_text()
     assert "mean ± std (n=2)" in md and "protocol: clean" in md
+    for written in (tmp_path / "summary.csv", tmp_path / "seed-1" / "predictions.csv"):
+        assert b"\r" not in written.read_bytes()  # plain \n lines: grep ',test$' works
     again = train_seeds(tiny_cfg, [1, 2], tmp_path, resume=True)
     assert again == results
 

@@ -120,7 +120,8 @@ def prepare_text(dataset: MultimodalDataset, encoder_cfg: dict,
     if name == "features":
         if dataset.text_feats is None:
             raise DataError(f"{dataset.name}: encoder 'features' needs text feature "
-                            f"sequences; this dataset has none (try encoder.name=vocab)")
+                            f"sequences; this dataset has none (try encoder.name=vocab, or "
+                            f"minilm for a model that needs a pretrained transformer)")
         return TextSpec("features", name)
     encoder_dir = resolve_encoder(name)
     window = ContextWindow.from_config(context)

@@ -72,7 +72,8 @@ def write_summary(out_dir: Path, results: dict[int, dict], title: str,
                   protocol: str = "clean") -> None:
     """Write summary.csv and summary.md into `out_dir` atomically."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["seed", "split", *METRIC_KEYS])
+    writer = csv.DictWriter(buffer, fieldnames=["seed", "split", *METRIC_KEYS],
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(summary_rows(results))
     atomic_write_text(Path(out_dir) / "summary.csv", buffer.getvalue())

@@ -73,7 +73,7 @@ def score_split(model: nn.Module, critic: DependencyObjective, dataset, split: s
 def write_rows(rows: list[DependencyRow], path: Path) -> Path:
     """Write `rows` as CSV (id, label, prediction, score, text) atomically; return `path`."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in rows:
         writer.writerow([r.id, f"{r.label:.6g}", f"{r.prediction:.6f}", f"{r.score:.6f}",

@@ -225,7 +225,7 @@ def _num(value: float) -> str:
 def rows_csv(result: RobustnessResult) -> str:
     """Return the per-rate CSV: run, rate, metric, mean, std, n, relative drop (%)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run", "path", "corruption", "split", "rate", "metric", "mean", "std", "n",
                      "drop_pct_mean", "drop_pct_std"])
     for run in result.runs:
@@ -243,7 +243,7 @@ def rows_csv(result: RobustnessResult) -> str:
 def auc_csv(result: RobustnessResult) -> str:
     """Return the summary CSV: run, metric, clean score, AUC and the drop at the top rate."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run", "path", "corruption", "split", "metric", "clean_mean", "auc_mean",
                      "auc_std", "n", "max_rate", "drop_at_max_pct_mean", "drop_at_max_pct_std"])
     for run in result.runs:

@@ -31,7 +31,7 @@ def has_label_generation(run_dir: Path) -> bool:
 def labels_csv(ids: list[str], columns: dict[str, object]) -> str:
     """Return the CSV text: header id + the column names, then one row per id (values %.6g)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", *columns])
     for row, sid in enumerate(ids):
         writer.writerow([sid, *(f"{float(values[row]) + 0.0:.6g}" for values in columns.values())])

@@ -228,7 +228,7 @@ def one_line(err: BaseException) -> str:
 def write_status(out: Path, rows: list[RunStatus]) -> Path:
     """Write the status table to OUT/sweep.csv atomically; return its path."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(STATUS_COLUMNS)
     for row in rows:
         writer.writerow([row.run, row.status, row.seeds_done, row.seeds,

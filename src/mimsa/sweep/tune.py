@@ -571,7 +571,7 @@ def best_config_text(request: TuneRequest, best, settings: dict) -> str:
 def trials_table(study, space: list[Param]) -> str:
     """Return trials.csv: number, state, value, one column per parameter, duration_s."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     keys = [p.key for p in space]
     writer.writerow(["number", "state", "value", *keys, "duration_s"])
     for t in study.get_trials(deepcopy=False):

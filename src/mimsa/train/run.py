@@ -382,7 +382,7 @@ def write_outputs(run_dir: Path, cfg: dict, dataset: MultimodalDataset,
     if cfg["data"].get("context"):  # results with context are never read as single-utterance
         metrics["context"] = dict(cfg["data"]["context"])
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", "label", "prediction", "split"])
     for split, preds in result.predictions.items():
         for i, p in zip(dataset.indices(split), preds, strict=True):
