@@ -148,3 +148,10 @@ def test_a_bad_nested_section_names_its_keys_not_the_schema_class(override, expe
         resolve_config("late_fusion", "synthetic", None, [override])
     message = str(err.value)
     assert expected in message and "Section" not in message and "extra inputs" not in message
+
+
+def test_null_removes_an_objective_a_preset_configured():
+    assert "ulgm" in resolve_config("self_mm", "synthetic")["objectives"]
+    cfg = resolve_config("self_mm", "synthetic", None, [
+        "objectives.ulgm=null", "train.stages=[{name: main, optimizer: main, terms: {task: 1}}]"])
+    assert cfg["objectives"] == {}

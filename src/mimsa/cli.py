@@ -261,6 +261,8 @@ def evaluate(
         from mimsa.data.drop import ModalityDrop
 
         transform = ModalityDrop(drop, fill)
+    elif fill != "zero":
+        raise ConfigError(f"--fill {fill} fills a dropped modality; give --drop a|v|t with it")
     runs = sorted(run_dir.glob("seed-*")) if not (run_dir / "config.yaml").exists() else [
         run_dir]
     if not runs:
@@ -292,6 +294,8 @@ def dependency(
 
     from mimsa.eval.dependency import dependency_report, extremes
 
+    if top < 1:
+        raise ConfigError(f"--top {top}: give the number of samples shown at each end, >= 1")
     rows, path, name = dependency_report(run_dir, split, out)
     highest, lowest = extremes(rows, top)
     for title, chosen in ((f"highest {name} scores (modalities agree most)", highest),

@@ -266,6 +266,8 @@ def resolve_with_sources(model: str | None = None, dataset: str | None = None,
     sources["model.name"], sources["data.name"] = model_from, data_from
     for path, value in sets:
         set_path(cfg, path, value, sources, "--set")
+    # `objectives.<name>: null` (a file or --set) removes an objective a preset configured
+    cfg["objectives"] = {k: v for k, v in (cfg.get("objectives") or {}).items() if v is not None}
     cfg = check_values(cfg)
     check_effective(cfg)
     _check_encoder_settings(cfg, sources)

@@ -159,3 +159,15 @@ def test_a_modality_the_model_does_not_read_cannot_be_dropped_or_corrupted(tmp_p
     assert result.exit_code == 2 and "uses modalities 't' only" in result.output
     result = runner.invoke(app, ["evaluate", str(run_dir), "--drop", "t"])
     assert result.exit_code == 0, result.output
+
+
+def test_options_that_would_do_nothing_are_refused(js_run):
+    run_dir, _ = js_run
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--fill", "mean"])
+    assert result.exit_code == 2 and "give --drop a|v|t with it" in result.output
+    for top in ("0", "-1"):
+        result = runner.invoke(app, ["dependency", str(run_dir), "--top", top])
+        assert result.exit_code == 2 and f"--top {top}" in result.output
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--drop", "a"])
+    assert "pad id" not in result.output  # the token-id note is for a dropped text only
+    assert "pad id" in ModalityDrop("t").describe()

@@ -137,6 +137,8 @@ def test_critic_options_and_reps_selection():
         create_objective("dependency_js", SPEC, {"t": 3, "fusion": 6})
     with pytest.raises(ValueError, match="not reps of the model"):
         create_objective("dependency_js", SPEC, dims, reps=["t", "x"])
+    with pytest.raises(ValueError, match="names t more than once"):
+        create_objective("dependency_js", SPEC, dims, reps=["t", "t"])
     with pytest.raises(ValueError, match="activation"):
         create_objective("dependency_js", SPEC, dims, activation="swish")
     with pytest.raises(ValueError, match="lipschitz"):

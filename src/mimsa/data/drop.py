@@ -35,10 +35,10 @@ NAMES = {"t": "t", "text": "t", "a": "a", "audio": "a", "acoustic": "a", "v": "v
          "vision": "v", "visual": "v", "video": "v"}
 FIELDS = {"a": ("audio", "audio_lengths"), "v": ("vision", "vision_lengths"),
           "t": ("text_feats", "text_feats_lengths")}
-FILL_TEXT = {"zero": "real frames set to 0 (text as token ids: every token set to the pad "
-                     "id); lengths and masks kept",
+FILL_TEXT = {"zero": "real frames set to 0; lengths and masks kept",
              "mean": "real frames set to the training-split mean feature vector; lengths "
                      "kept"}
+TOKEN_TEXT = " (text as token ids: every token set to the pad id)"
 
 
 def parse_drop(values: Iterable[str] | str) -> str:
@@ -95,8 +95,9 @@ class ModalityDrop:
 
     def describe(self) -> str:
         """Return one line saying what is dropped and how it is filled."""
+        tokens = TOKEN_TEXT if "t" in self.drop and self.text_kind != "features" else ""
         return (f"dropped at test time: {', '.join(self.drop)} (fill {self.fill}: "
-                f"{FILL_TEXT[self.fill]})")
+                f"{FILL_TEXT[self.fill]}{tokens})")
 
     def bind(self, dataset: MultimodalDataset, spec, words: object = None) -> ModalityDrop:
         """Return a copy ready for the run whose data is `dataset` and inputs `spec` (`words`

@@ -42,7 +42,8 @@ It is one rule, so an unaligned sample whose counts match by chance is still map
 (and counted as word_aligned). The authors' driver gives [CLS] and [SEP] zero features; here
 they get the interpolated ones (for an utterance vector, [CLS] is the token the head reads).
 Which case each sample met is counted in `alignment_used` ({modality: {case: number of
-distinct samples}}) for model.json.
+distinct samples}}), written to model.json as "alignment" with every checkpoint: it counts
+the samples the model met by then (training and validation; the test split is scored after).
 
 reps (all of width D, the transformer's hidden size):
   "t"       mean over real tokens of the states ENTERING the gate (layer k's output, text

@@ -96,7 +96,12 @@ def choose_reps(name: str, reps_dims: dict[str, int], reps: Sequence[str] | str 
         chosen = [m for m in UNIMODAL if m in reps_dims]
     else:
         chosen = [reps] if isinstance(reps, str) and reps in reps_dims else list(reps)
-        chosen = list(dict.fromkeys(str(m) for m in chosen))
+        named = [str(m) for m in chosen]
+        twice = sorted({m for m in named if named.count(m) > 1})
+        if twice:
+            raise ConfigError(f"objective '{name}': penalty.reps names {', '.join(twice)} more "
+                              f"than once ({named}); give each rep once, e.g. [t, a]")
+        chosen = named
         unknown = [m for m in chosen if m not in reps_dims]
         if unknown:
             raise ConfigError(f"objective '{name}': reps {', '.join(unknown)} are not reps of "
