@@ -421,7 +421,7 @@ class Trainer:
                 self.display.epoch(
                     f"epoch {epoch:3d}  train {row.get(f'{self.stages[-1].name}/loss', 0):.4f}  "
                     f"valid {self.select_metric} {current:.4f}  "
-                    f"Acc-2 {valid['Non0_acc_2']:.4f}"
+                    f"Non0 Acc-2 {100 * valid['Non0_acc_2']:.2f}"
                     + (f"  test MAE {row['test/MAE']:.4f}" if "test/MAE" in row else "")
                     + ("  *" if keep else ""))
                 if self.on_epoch_end is not None:
