@@ -446,6 +446,34 @@ def compare(
 
 @app.command()
 @friendly_errors
+def ensemble(
+    run_dir: Annotated[Path, typer.Argument(help="a finished multi-seed run (seed-*/)")],
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="also write the metrics to this JSON file")] = None,
+) -> None:
+    """Score the mean of a multi-seed run's predictions (a seed ensemble) on valid and test.
+
+    Every seed keeps its own validation-selected checkpoint; the ensemble is several models,
+    so report it as its own labelled row, never beside single-model results as one of them.
+    """
+    from mimsa.eval.compare import check_output_file
+    from mimsa.eval.ensemble import seed_ensemble, write_ensemble
+    from mimsa.metrics import format_metrics_table
+
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+    result = seed_ensemble(run_dir)
+    console.print(f"[bold]{escape(str(run_dir))}: ensemble of {len(result.seeds)} seeds "
+                  f"({', '.join(map(str, result.seeds))}), mean prediction[/bold]")
+    console.print(format_metrics_table(result.metrics), highlight=False)
+    console.print("a seed ensemble is several models: report it as its own row", style="dim")
+    if json_out is not None:
+        err_console.print(f"written: {write_ensemble(result, json_out)}", highlight=False,
+                          soft_wrap=True, markup=False)
+
+
+@app.command()
+@friendly_errors
 def datasets(
     data_root: Annotated[Path | None, typer.Option("--data-root")] = None,
     load: Annotated[bool, typer.Option(
