@@ -13,7 +13,7 @@ from mimsa.atomic import atomic_write_text
 def save_text(text: str, out: Path | None, *, echo: bool = True) -> None:
     """Print `text` (unless `echo` is False) and write it to `out` when given."""
     if echo:
-        print(text)
+        print(text.rstrip("\n"))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, text.rstrip("\n") + "\n")

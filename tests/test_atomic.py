@@ -159,7 +159,15 @@ def test_temporaries_of_atomic_write_match_the_stale_pattern(tmp_path):
     assert remove_stale_temporaries(tmp_path) == [seen[0]]
 
 
-def test_a_ctrl_c_during_a_write_waits_for_it_then_interrupts(tmp_path):
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler, whatever the test process inherited (nohup: SIG_IGN)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_ctrl_c_during_a_write_waits_for_it_then_interrupts(tmp_path, python_sigint):
     target = tmp_path / "resume.pt"
     target.write_bytes(b"old")
 
@@ -177,6 +185,9 @@ def test_a_ctrl_c_during_a_write_waits_for_it_then_interrupts(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resume.pt"]
 
 
-def test_a_write_without_ctrl_c_leaves_the_handler_as_it_was(tmp_path):
+def test_a_write_without_ctrl_c_leaves_the_handler_as_it_was(tmp_path, python_sigint):
     atomic_write_text(tmp_path / "a.txt", "a")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    atomic_write_text(tmp_path / "b.txt", "b")  # an ignored Ctrl-C stays ignored
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

@@ -83,10 +83,14 @@ def atomic_write_files(writes: Sequence[tuple[str | Path, Writer]]) -> list[Path
 
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Hold back SIGINT (Ctrl-C) while the block runs, then deliver it to the handler that was
-    in place (by default: KeyboardInterrupt at the end of the block). Outside the main
-    thread, where Python delivers no signals, the block just runs."""
-    if threading.current_thread() is not threading.main_thread():
+    """Hold back SIGINT (Ctrl-C) while the block runs, then hand it to the Python handler that
+    was in place (by default: KeyboardInterrupt at the end of the block; with SIG_DFL also
+    KeyboardInterrupt, not the default action of ending the process; with SIG_IGN nothing).
+    A Ctrl-C during a block that raised replaces its error (kept as __context__). Outside the
+    main thread, where Python delivers no signals, or when the handler was installed outside
+    Python, the block just runs."""
+    if threading.current_thread() is not threading.main_thread() or (
+            signal.getsignal(signal.SIGINT) is None):
         yield
         return
     received: list[int] = []

@@ -67,8 +67,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def interrupted() -> NoReturn:
     """Report a Ctrl-C in one line and exit with 130."""
-    err_console.print("[yellow]interrupted[/yellow]: finished epochs are saved; continue with "
-                      "--resume")
+    err_console.print("[yellow]interrupted[/yellow]: what was finished is kept; a training run "
+                      "continues with --resume")
     raise typer.Exit(130) from None
 
 
@@ -86,6 +86,8 @@ def friendly_errors(fn):
                     warnings.showwarning = _one_line_warning
                 return fn(*args, **kwargs)
         except MimsaError as err:
+            if raised_by_interrupt(err):
+                interrupted()
             if _DEBUG["on"]:
                 err_console.print_exception()
             message = " ".join(str(err.args[0] if err.args else err).split())
@@ -262,6 +264,9 @@ def evaluate(
 
         transform = ModalityDrop(drop, fill)
     elif fill != "zero":
+        from mimsa.data.drop import ModalityDrop
+
+        ModalityDrop("a", fill)  # an unknown --fill is named as such
         raise ConfigError(f"--fill {fill} fills a dropped modality; give --drop a|v|t with it")
     runs = sorted(run_dir.glob("seed-*")) if not (run_dir / "config.yaml").exists() else [
         run_dir]
@@ -463,8 +468,13 @@ def ensemble(
     if json_out is not None:
         check_output_file(json_out, "--json")
     result = seed_ensemble(run_dir)
+    marker = "  [protocol: legacy (test-informed)]" if result.protocol == "legacy" else ""
+    if result.context:
+        marker += (f"  [with context: before {result.context['before']}, after "
+                   f"{result.context['after']}]")
     console.print(f"[bold]{escape(str(run_dir))}: ensemble of {len(result.seeds)} seeds "
-                  f"({', '.join(map(str, result.seeds))}), mean prediction[/bold]")
+                  f"({', '.join(map(str, result.seeds))}), mean prediction[/bold]"
+                  f"{escape(marker)}")
     console.print(format_metrics_table(result.metrics), highlight=False)
     console.print("a seed ensemble is several models: report it as its own row", style="dim")
     if json_out is not None:

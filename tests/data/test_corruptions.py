@@ -258,7 +258,7 @@ def test_errors_are_one_line(call, message):
 def test_bind_checks_the_run_modalities(data):
     dataset, spec, batch = data
     text_only = InputSpec("t", spec.dims, spec.text)
-    with pytest.raises(ValueError, match="uses modalities 't' only"):
+    with pytest.raises(ValueError, match="reads modalities 't' only"):
         make_corruption("frame_drop", 0.1).bind(dataset, text_only)
     with pytest.raises(ValueError, match="uses 'tav' only|subset of 'av'"):
         make_corruption("frame_drop", 0.1, modalities="t").bind(dataset, spec)

@@ -74,5 +74,5 @@ def test_drop_errors(data):
     with pytest.raises(RuntimeError, match="bind"):
         ModalityDrop("a")(batch)
     audio_only = type(spec)("tv", spec.dims, spec.text, spec.encoder)
-    with pytest.raises(ValueError, match="uses modalities 'tv' only"):
+    with pytest.raises(ValueError, match="reads modalities 'tv' only"):
         ModalityDrop("a").bind(dataset, audio_only)

@@ -70,5 +70,10 @@ def test_cli_prints_the_row_and_writes_json(tmp_path):
     assert "ensemble of 3 seeds" in text and "its own row" in text
     record = json.loads(out.read_text())
     assert record["seeds"] == list(SEEDS) and "MAE" in record["metrics"]["test"]
+    assert record["protocol"] == "clean" and record["context"] is None
+    legacy = run / "seed-1111" / "metrics.json"
+    legacy.write_text(legacy.read_text().replace('"clean"', '"legacy"'))
+    result = runner.invoke(app, ["ensemble", str(run)])
+    assert "protocol: legacy" in result.output
     result = runner.invoke(app, ["ensemble", str(run), "--json", str(tmp_path)])
     assert result.exit_code == 2 and "is a folder" in result.output

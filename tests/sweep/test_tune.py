@@ -415,6 +415,16 @@ def test_preset_values_outside_the_space_are_left_to_the_sampler():
     assert tune_mod.preset_params(space, base) == {}
 
 
+def test_set_values_compare_as_the_settings_they_give():
+    from mimsa.sweep.tune import _same
+
+    assert _same("sets", ["train.lr=0.1", "train.epochs=2"], ["train.epochs=2", "train.lr=0.1"])
+    # a key inside a section given later, or earlier: other settings
+    inner_last = ["data.context={before: 2, after: 2}", "data.context.before=1"]
+    assert not _same("sets", inner_last, inner_last[::-1])
+    assert not _same("sets", ["train.lr=0.1", "train.lr=0.2"], ["train.lr=0.2", "train.lr=0.1"])
+
+
 def test_the_same_sets_in_another_order_continue_the_study(study):
     request, _, _, second = study
     again = tune(dataclasses.replace(request, sets=SETS[::-1]))

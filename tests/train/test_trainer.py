@@ -115,7 +115,7 @@ def test_non_finite_validation_predictions_are_one_line_naming_a_sample(
     with pytest.raises(trainer_mod.TrainingError) as err:
         train_run(tiny_cfg, tmp_path / "run")
     assert "predicted NaN or inf for 1 of" in str(err.value) and "valid samples (first: '" \
-        in str(err.value)
+        in str(err.value) and "\n" not in str(err.value)
 
 
 def test_multi_seed_summary(tiny_cfg, tmp_path):

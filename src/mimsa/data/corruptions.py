@@ -274,8 +274,8 @@ class Corruption:
         if wanted is None:
             chosen = "".join(m for m in allowed if m in self.modalities)
             if not chosen:
-                raise ConfigError(f"corruption '{self.name}' acts on {what}; the run uses "
-                                  f"modalities '{self.modalities}' only")
+                raise ConfigError(f"corruption '{self.name}' acts on {what}; the run's model "
+                                  f"reads modalities '{self.modalities}' only")
             return chosen
         text = str(wanted)
         if not text or any(m not in allowed for m in text):
@@ -283,8 +283,8 @@ class Corruption:
                               f"non-empty subset of '{allowed}'")
         missing = [m for m in text if m not in self.modalities]
         if missing:
-            raise ConfigError(f"corruption '{self.name}': modalities '{wanted}' but the run uses "
-                              f"'{self.modalities}' only")
+            raise ConfigError(f"corruption '{self.name}': modalities '{wanted}' but the run's "
+                              f"model reads '{self.modalities}' only")
         return "".join(m for m in "tav" if m in text)
 
 
@@ -320,8 +320,8 @@ class _TextCorruption(Corruption):
 
     def _bind(self, dataset: MultimodalDataset, spec) -> None:
         if "t" not in spec.modalities:
-            raise ConfigError(f"corruption '{self.name}' acts on text; the run uses modalities "
-                              f"'{spec.modalities}' only")
+            raise ConfigError(f"corruption '{self.name}' acts on text; the run's model reads "
+                              f"modalities '{spec.modalities}' only")
         self.unk_id, self.unk_word = LOCAL_UNK_ID, LOCAL_UNK_WORD
         self.special: frozenset[int] = frozenset({int(spec.text.pad_id)})
         self.starts: np.ndarray | None = None

@@ -95,7 +95,8 @@ class ModalityDrop:
 
     def describe(self) -> str:
         """Return one line saying what is dropped and how it is filled."""
-        tokens = TOKEN_TEXT if "t" in self.drop and self.text_kind != "features" else ""
+        tokens = TOKEN_TEXT if ("t" in self.drop and self.fill == "zero"
+                                and self.text_kind != "features") else ""
         return (f"dropped at test time: {', '.join(self.drop)} (fill {self.fill}: "
                 f"{FILL_TEXT[self.fill]}{tokens})")
 
@@ -104,7 +105,7 @@ class ModalityDrop:
         is unused: the `BatchTransform` contract passes it to every transform)."""
         missing = [m for m in self.drop if m not in spec.modalities]
         if missing:
-            raise ConfigError(f"--drop {''.join(missing)}: the run uses modalities "
+            raise ConfigError(f"--drop {''.join(missing)}: the run's model reads modalities "
                               f"'{spec.modalities}' only")
         bound = ModalityDrop(self.drop, self.fill)
         bound.text_kind, bound.pad_id = spec.text.kind, int(spec.text.pad_id)

@@ -27,12 +27,15 @@ SPLITS = ("valid", "test")
 
 @dataclass
 class Ensemble:
-    """What `seed_ensemble` computed: the run, its seeds, and per split the metrics of the
-    mean prediction, the sample ids, labels [N] and mean predictions [N]."""
+    """What `seed_ensemble` computed: the run, its seeds, the run's protocol ("legacy" when
+    its checkpoints were chosen with test) and context, and per split the metrics of the mean
+    prediction, the sample ids, labels [N] and mean predictions [N]."""
 
     run: Path
     seeds: list[int]
     metrics: dict[str, dict[str, float]]
+    protocol: str = "clean"
+    context: dict | None = None
     ids: dict[str, list[str]] = field(default_factory=dict)
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
@@ -40,7 +43,8 @@ class Ensemble:
     def record(self) -> dict:
         """Return the JSON-serialisable summary (run, seeds, metrics per split)."""
         return {"run": str(self.run), "seeds": self.seeds, "kind": "seed ensemble (mean of "
-                f"{len(self.seeds)} seeds' predictions)", "metrics": self.metrics}
+                f"{len(self.seeds)} seeds' predictions)", "protocol": self.protocol,
+                "context": self.context, "metrics": self.metrics}
 
 
 def seed_ensemble(run_dir: Path) -> Ensemble:
@@ -52,7 +56,7 @@ def seed_ensemble(run_dir: Path) -> Ensemble:
         DataError: the seeds' predictions cover other samples or other labels (names the
             file and the first differing sample), or hold a non-finite value.
     """
-    run = read_run(Path(run_dir), "test", ["MAE"])
+    run = read_run(Path(run_dir), "valid", ["MAE"])  # every finished seed has valid
     seeds = sorted(run.metrics)
     if len(seeds) < 2:
         raise RunError(f"{run_dir}: an ensemble needs two or more finished seeds; this run "
@@ -61,7 +65,9 @@ def seed_ensemble(run_dir: Path) -> Ensemble:
     if missing:
         raise RunError(f"{run_dir}: seed {missing[0]} has no predictions.csv; re-run it, or "
                        f"leave it out of the run folder")
-    ensemble = Ensemble(Path(run_dir), seeds, {})
+    first = json.loads((run.predictions[seeds[0]].parent / "metrics.json").read_text())
+    ensemble = Ensemble(Path(run_dir), seeds, {}, protocol=first.get("protocol", "clean"),
+                        context=first.get("context"))
     files = {(0, seed): run.predictions[seed] for seed in seeds}
     present = _splits(run.predictions[seeds[0]])
     for split in (s for s in SPLITS if s in present):  # a tuning trial's runs have no test

@@ -99,8 +99,9 @@ def choose_reps(name: str, reps_dims: dict[str, int], reps: Sequence[str] | str 
         named = [str(m) for m in chosen]
         twice = sorted({m for m in named if named.count(m) > 1})
         if twice:
-            raise ConfigError(f"objective '{name}': penalty.reps names {', '.join(twice)} more "
-                              f"than once ({named}); give each rep once, e.g. [t, a]")
+            raise ConfigError(f"objective '{name}': reps (penalty.reps, or objectives.{name}"
+                              f".reps) names {', '.join(twice)} more than once ({named}); give "
+                              f"each rep once, e.g. [t, a]")
         chosen = named
         unknown = [m for m in chosen if m not in reps_dims]
         if unknown:

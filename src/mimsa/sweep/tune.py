@@ -414,17 +414,19 @@ def open_study(storage, request: TuneRequest, settings: dict, pruner=None,
 
 def _same(key: str, saved: Any, given: Any) -> bool:
     """True when a study's saved setting equals the given one; --set values compare as the
-    values they give each key (the last of a key wins), so their order does not matter."""
+    settings they give, so the order of independent keys does not matter."""
     if key == "sets" and isinstance(saved, list) and isinstance(given, list):
         return _set_values(saved) == _set_values(given)
     return saved == given
 
 
 def _set_values(sets: list[str]) -> dict[str, Any]:
-    values = {}
+    """Return the nested settings the --set values give, applied in order (as a run applies
+    them: a later value wins, also over a section it lies in)."""
+    values: dict[str, Any] = {}
     for text in sets:
         path, value = config_mod.parse_override(text)
-        values[".".join(path)] = value
+        config_mod.set_path(values, path, value)
     return values
 
 

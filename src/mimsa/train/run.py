@@ -386,9 +386,9 @@ def write_outputs(run_dir: Path, cfg: dict, dataset: MultimodalDataset,
     writer.writerow(["id", "label", "prediction", "split"])
     for split, preds in result.predictions.items():
         for i, p in zip(dataset.indices(split), preds, strict=True):
-            # + 0.0 turns a label of -0.0 into 0 (no "-0" in the file)
-            writer.writerow([dataset.ids[i], f"{dataset.labels[i] + 0.0:.6g}", f"{p + 0.0:.6f}",
-                             split])
+            # + 0.0 turns -0.0 into 0, so the file has no "-0" (after rounding to 6 places)
+            writer.writerow([dataset.ids[i], f"{dataset.labels[i] + 0.0:.6g}",
+                             f"{round(float(p), 6) + 0.0:.6f}", split])
     atomic_write_text(run_dir / PREDICTIONS, buffer.getvalue())
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2, allow_nan=True))
     return metrics
