@@ -227,12 +227,17 @@ def _extra_seeds(extra: list[str], after_seeds: bool) -> list[int]:
     return [int(a) for a in extra]
 
 
-def _print_metrics(metrics: dict, title: str) -> None:
-    protocol = metrics.get("protocol", "clean")
+def _run_marker(protocol: str, context: dict | None) -> str:
+    """Return the marks a result carries beside its title: a test-informed (legacy) protocol
+    and conversational context, so neither is read as a clean single-utterance result."""
     marker = "  [protocol: legacy (test-informed)]" if protocol == "legacy" else ""
-    if metrics.get("context"):
-        context = metrics["context"]
+    if context:
         marker += f"  [with context: before {context['before']}, after {context['after']}]"
+    return marker
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    marker = _run_marker(metrics.get("protocol", "clean"), metrics.get("context"))
     console.print(f"[bold]{escape(title)}[/bold]{escape(marker)}")  # "[...]" is not markup
     console.print(format_metrics_table({k: metrics[k] for k in ("valid", "test")}),
                   highlight=False)
@@ -468,10 +473,7 @@ def ensemble(
     if json_out is not None:
         check_output_file(json_out, "--json")
     result = seed_ensemble(run_dir)
-    marker = "  [protocol: legacy (test-informed)]" if result.protocol == "legacy" else ""
-    if result.context:
-        marker += (f"  [with context: before {result.context['before']}, after "
-                   f"{result.context['after']}]")
+    marker = _run_marker(result.protocol, result.context)
     console.print(f"[bold]{escape(str(run_dir))}: ensemble of {len(result.seeds)} seeds "
                   f"({', '.join(map(str, result.seeds))}), mean prediction[/bold]"
                   f"{escape(marker)}")
