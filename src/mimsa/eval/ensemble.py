@@ -4,7 +4,7 @@
 
 and the usual metrics (`mimsa.metrics.score`) of ŷ_ens against the labels, on valid and test.
 Each seed's checkpoint was selected on validation by its own run; nothing here is chosen
-or tuned, so the ensemble's test score is still reported once. It is five models, not one:
+or tuned, so the ensemble's test score is still reported once. It is several models, not one:
 report it as its own labelled row, never as a single-model result (`mimsa ensemble` says so).
 """
 
