@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
         # Conversational context for a pretrained text encoder: {before: k, after: k}
         # neighbouring segments of the same video (mimsa/data/context.py). None = off.
         "context": None,
+        # z-score the audio/visual (and text feature) dimensions with the train split's mean
+        # and std, recorded in model.json for every later use (mimsa/data/scaling.py).
+        "standardize": False,
     },
     "encoder": {
         "name": "auto",

@@ -66,6 +66,7 @@ class DataSection(_Section):
     synthetic_sizes: dict[Literal["train", "valid", "test"], PositiveInt] | None = None
     augment: dict[str, Any] | list[dict[str, Any]] | None = None
     context: ContextSection | None = None
+    standardize: bool = False
 
     @field_validator("modalities")
     @classmethod

@@ -59,6 +59,7 @@ import torch
 from mimsa.data.batch import collate
 from mimsa.data.dataset import DatasetCard, MultimodalDataset
 from mimsa.data.drop import ModalityDrop
+from mimsa.data.scaling import SCALED_FIELDS, apply_scaling
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import share_cache
 from mimsa.encoders.tokens import load_tokenizer
@@ -205,6 +206,9 @@ class Predictor:
             require_splits=("test",))
         if "t" in self.modalities:
             dataset.text_ids = [self._token_ids(text)]
+        used = {f for m in self.modalities for f in SCALED_FIELDS[m]}
+        apply_scaling(dataset, {f: s for f, s in self.spec.scaling.items() if f in used},
+                      str(self.run_dir))  # the training statistics (data.standardize)
         return dataset
 
     def _token_ids(self, text: str) -> np.ndarray:
@@ -311,7 +315,8 @@ def _read_run(run_dir: Path) -> tuple[dict, dict]:
 
 
 def _comparable(inputs: dict) -> dict:
-    return {k: inputs.get(k) for k in ("modalities", "dims", "text", "encoder", "extraction")}
+    return {k: inputs.get(k) for k in ("modalities", "dims", "text", "encoder", "extraction",
+                                      "scaling")}
 
 
 def refuse_unreproducible(run_dir: Path, spec_json: dict, cfg: dict) -> None:

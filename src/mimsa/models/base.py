@@ -34,20 +34,28 @@ class ModelOutput:
 
 @dataclass
 class InputSpec:
-    """What the data offers a model: modalities (subset of "tav"), feature dims, text input."""
+    """What the data offers a model: modalities (subset of "tav"), feature dims, text input,
+    and the train-split feature statistics the data were standardised with ({} when
+    `data.standardize` is off; see `mimsa.data.scaling`)."""
 
     modalities: str
     dims: dict[str, int]
     text: TextSpec = field(default_factory=TextSpec)
     encoder: dict = field(default_factory=dict)
+    scaling: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Return the spec as plain data; "scaling" only when the data were standardised."""
+        out = asdict(self)
+        if not out["scaling"]:
+            del out["scaling"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> InputSpec:
         return cls(modalities=data["modalities"], dims=dict(data["dims"]),
-                   text=TextSpec(**data.get("text", {})), encoder=dict(data.get("encoder", {})))
+                   text=TextSpec(**data.get("text", {})), encoder=dict(data.get("encoder", {})),
+                   scaling=dict(data.get("scaling") or {}))
 
 
 class Model(nn.Module):

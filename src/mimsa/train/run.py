@@ -25,6 +25,7 @@ from mimsa.atomic import atomic_write_text, remove_stale_temporaries
 from mimsa.data.corruptions import Augmentation
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.data.registry import load_dataset
+from mimsa.data.scaling import apply_scaling, fit_scaling, scaled_fields
 from mimsa.encoders.builder import AUTO_CHOICES, TextSpec, prepare_text, text_words
 from mimsa.encoders.cache import EncoderCache
 from mimsa.encoders.text import share_cache
@@ -66,8 +67,13 @@ PREDICTIONS = "predictions.csv"
 
 
 def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
-                 cache: EncoderCache | None = None) -> tuple[MultimodalDataset, InputSpec]:
-    """Return the dataset (with text ids attached if needed) and the model's `InputSpec`."""
+                 cache: EncoderCache | None = None, saved_scaling: dict | None = None,
+                 where: str = "") -> tuple[MultimodalDataset, InputSpec]:
+    """Return the dataset (with text ids attached if needed) and the model's `InputSpec`.
+
+    With `data.standardize`, the feature fields the run reads are standardised in place with
+    `saved_scaling` (a trained run's recorded statistics; `where` names the run in errors) or,
+    when none is given, with statistics fitted on the train split (`mimsa.data.scaling`)."""
     data = cfg["data"]
     dataset = load_dataset(data["name"], data["root"], nan_policy=data["nan_policy"],
                            seed=data["synthetic_seed"], sizes=data.get("synthetic_sizes"),
@@ -85,8 +91,13 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
         text = prepare_text(dataset, cfg["encoder"], saved_text, cache, data.get("context"))
     else:
         text = TextSpec()
+    scaling: dict = {}
+    if data.get("standardize"):
+        scaling = saved_scaling if saved_scaling is not None else fit_scaling(
+            dataset, scaled_fields(dataset, modalities, text.kind))
+        apply_scaling(dataset, scaling, where or dataset.name)
     dims = dataset.feature_dims()
-    return dataset, InputSpec(modalities, dims, text, dict(cfg["encoder"]))
+    return dataset, InputSpec(modalities, dims, text, dict(cfg["encoder"]), scaling)
 
 
 def build_model(cfg: dict, spec: InputSpec) -> tuple[nn.Module, nn.ModuleDict]:
@@ -443,7 +454,8 @@ def load_run(run_dir: Path, cache: EncoderCache | None = None
     saved = saved_input_spec(spec_json, where)
     cfg["data"]["modalities"] = saved.modalities
     try:
-        dataset, spec = prepare_data(cfg, saved_text=saved.text, cache=cache)
+        dataset, spec = prepare_data(cfg, saved_text=saved.text, cache=cache,
+                                     saved_scaling=saved.scaling, where=where)
     except ConfigError as err:  # the data no longer offer what the run was trained on
         raise RunError(f"{where}: the run was trained on modalities '{saved.modalities}' and "
                        f"its data no longer fit ({err}); evaluate it with the data it was "
