@@ -57,12 +57,22 @@ def clip_path(videos: Path, vid: str, cid: str, nested: bool) -> Path:
     return videos / vid / f"{cid}.mp4" if nested else videos / f"{vid}_{cid}.mp4"
 
 
-def test_extract_train_predict_reproduces_the_run_s_own_predictions(extracted, fusion_run):
+@pytest.fixture(scope="module")
+def standardised_run(extracted, tmp_path_factory):
+    _, target = extracted
+    return train(target, tmp_path_factory.mktemp("runs") / "std", "-m", "late_fusion",
+                 "--set", "data.standardize=true")
+
+
+@pytest.mark.parametrize("run", ["fusion_run", "standardised_run"])
+def test_extract_train_predict_reproduces_the_run_s_own_predictions(extracted, run, request):
     videos, _ = extracted
+    fusion_run = request.getfixturevalue(run)
     spec = json.loads((fusion_run / "model.json").read_text())
     records = spec["inputs"]["extraction"]
     assert [r["name"] for r in records["audio"]] == ["fake_audio"]
     assert [r["name"] for r in records["visual"]] == ["fake_face"]
+    assert ("scaling" in spec["inputs"]) == (run == "standardised_run")
     with (fusion_run / "predictions.csv").open() as handle:
         saved = {row["id"]: float(row["prediction"]) for row in csv.DictReader(handle)}
     predictor = Predictor(fusion_run)
