@@ -33,3 +33,9 @@ table "The standard models, frozen MiniLM, \`mosi\`:" mosi_late_fusion_minilm-fr
 table "The standard models, frozen MiniLM, \`mosi-poria\`:" poria_late_fusion_minilm-frozen \
   poria_tfn_minilm-frozen poria_lmf_minilm-frozen poria_mult_minilm-frozen \
   poria_misa_minilm-frozen
+table "MulT and MISA, fine-tuned MiniLM, \`mosi\`:" mosi_late_fusion_minilm mosi_mult_minilm \
+  mosi_misa_minilm
+table "MAG-BERT with standardised features (data.standardize), fine-tuned MiniLM, \`mosi\`:" \
+  mosi_mag_bert_minilm mosi_mag_bert-std_minilm
+table "late_fusion with standardised features, fine-tuned MiniLM, \`mosi\`:" \
+  mosi_late_fusion_minilm mosi_late_fusion-std_minilm

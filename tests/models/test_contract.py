@@ -18,8 +18,11 @@ from mimsa.models.base import (
     InputSpec,
     Model,
     ModelOutput,
+    Width,
+    check_model_options,
     create_model,
     list_models,
+    model_options,
     register_model,
 )
 
@@ -134,6 +137,34 @@ def test_model_options_need_defaults_and_hints(init, message):
     with pytest.raises(ContractError, match=message):
         _register("broken_model", cls)
     assert "broken_model" not in list_models()
+
+
+def _default_out_of_range(self, spec: InputSpec, hidden: Width = 0) -> None: ...
+
+
+def test_a_default_outside_its_own_range_fails_at_registration():
+    cls = type("Broken", (Model,), {"__init__": _default_out_of_range,
+                                    "forward": lambda self, batch: None})
+    with pytest.raises(ContractError, match="default hidden=0 breaks its own hint int >= 1"):
+        _register("broken_range_model", cls)
+
+
+@pytest.mark.parametrize("name", sorted(list_models()))
+def test_every_width_and_dropout_option_refuses_values_outside_its_range(name):
+    """A width of 0 once trained a model with an empty layer (Corr nan) and a text width of 0
+    one that silently ignored the text: every int option is a width, count or rank, and every
+    float option named *dropout is a probability, checked before any model is built."""
+    for option, default in model_options(name).items():
+        if isinstance(default, bool):
+            continue
+        if isinstance(default, int):
+            bad = -1 if option in ("inject_after", "layers", "self_layers") else 0
+        elif isinstance(default, float) and "dropout" in option:
+            bad = 1.5
+        else:
+            continue
+        with pytest.raises(ConfigError, match=f"model.{option}={bad} is not allowed"):
+            check_model_options(name, {option: bad})
 
 
 def test_a_model_that_forgets_reps_dims_fails_at_construction():

@@ -103,7 +103,7 @@ def test_three_modality_product_does_not_vanish_at_initialisation():
 
 
 def test_rank_must_be_positive():
-    with pytest.raises(ConfigError, match="rank must be >= 1"):
+    with pytest.raises(ConfigError, match=r"model.rank=0 is not allowed.*int >= 1"):
         make("lmf", "ta", rank=0)
 
 

@@ -153,7 +153,7 @@ def test_inject_after_zero_and_one_both_work_and_differ(tiny_bert):
 
 
 @pytest.mark.parametrize("beta, message", [
-    (-1.0, "model.beta_shift=-1.0 is not allowed: the largest shift"),
+    (-1.0, "model.beta_shift=-1.0 is not allowed: input should be greater than or equal to 0"),
     (float("nan"), "model.beta_shift=nan is not allowed: input should be a finite number"),
     (float("inf"), "model.beta_shift=inf is not allowed: input should be a finite number"),
 ])

@@ -87,8 +87,9 @@ def test_objective_sums_modalities_and_checks_options():
     assert all(reps[m].grad.abs().sum() > 0 for m in "tav") and reps["fusion"].grad is None
     only_text = create_objective("contrastive", spec, {"t": 4, "fusion": 8})
     assert only_text.modalities == ["t"]
-    for options, message in (({"temperature": 0}, "temperature must be > 0"),
-                             ({"negative_weight": -1}, "negative_weight must be >= 0"),
+    for options, message in (({"temperature": 0}, "temperature=0 is not allowed: input should "
+                                                   "be greater than 0"),
+                             ({"negative_weight": -1}, "negative_weight=-1 is not allowed"),
                              ({"bins": "sixths"}, "bins 'sixths'"),
                              ({"modalities": "tx"}, "subset of 'tav'")):
         with pytest.raises(ValueError, match=message):

@@ -202,7 +202,7 @@ def test_a_model_without_self_mm_reps_is_refused_in_one_line():
     ("modalities", "", "objectives.ulgm.modalities='' is not allowed"),
     ("modalities", "tt", "give each of t, a, v at most once"),
     ("modalities", "tx", "give each of t, a, v at most once"),
-    ("bound", 0.0, "objectives.ulgm.bound=0.0 is not allowed: the label bound H must be > 0"),
+    ("bound", 0.0, "objectives.ulgm.bound=0.0 is not allowed: input should be greater than 0"),
     ("eps", -1.0, "objectives.ulgm.eps=-1.0 is not allowed"),
     ("eps", float("nan"), "objectives.ulgm.eps=nan is not allowed: input should be a finite"),
     ("bound", float("inf"), "objectives.ulgm.bound=inf is not allowed: input should be a finite"),

@@ -104,6 +104,8 @@ def test_bad_grids_are_one_line_errors_naming_file_and_key(tmp_path: Path, text:
     ("[train.epochs=-1]", "train.epochs"),
     ("[model.no_such_option=1]", "no_such_option"),
     ("[penalty.weight=0.5]", "penalty.weight=0.5 has no effect"),
+    ("[model.hidden=0]", "model.hidden=0 is not allowed"),  # an option's range, not only its type
+    ("[model.dropout=1.5]", "model.dropout=1.5 is not allowed"),
 ])
 def test_every_run_is_resolved_before_any_starts(tmp_path: Path, sets: str,
                                                  expected: str) -> None:

@@ -10,18 +10,29 @@ hints (`check_model_options`) before a run starts.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from torch import nn
 
 from mimsa.data.batch import Batch
 from mimsa.encoders.builder import TextSpec
 from mimsa.errors import ConfigError, ContractError
+
+# Option types that carry their allowed range. An option hinted with one is checked, with its
+# key and value named, whenever a configuration is (train, sweep and tune plans), before any
+# data are loaded or a run directory is created, not only when the model is built.
+Width = typing.Annotated[int, Field(ge=1)]  #: a layer width, a count of heads, a rank
+Count = typing.Annotated[int, Field(ge=0)]  #: a number of layers/batches that may be 0
+Dropout = typing.Annotated[float, Field(ge=0, le=1)]  #: a dropout probability
+NonNegative = typing.Annotated[float, Field(ge=0)]
+Positive = typing.Annotated[float, Field(gt=0)]
+Fraction = typing.Annotated[float, Field(gt=0, lt=1)]  #: e.g. a moving-average rate
 
 
 @dataclass
@@ -155,11 +166,17 @@ def check_options_signature(where: str, init: Callable, leading: tuple[str, ...]
         if param.name not in hints:
             raise ContractError(f"{where}: option '{param.name}' has no type hint (options "
                                 f"are checked against their hints)")
+        try:
+            TypeAdapter(hints[param.name], config=_LAX).validate_python(param.default)
+        except ValidationError as err:
+            raise ContractError(f"{where}: the default {param.name}={param.default!r} breaks "
+                                f"its own hint {_type_name(hints[param.name])} "
+                                f"({err.errors()[0]['msg']})") from None
 
 
 def _hints(init: Callable) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(init)
+        return typing.get_type_hints(init, include_extras=True)  # keep the ranges (Annotated)
     except Exception as err:  # a hint that does not resolve is the contract's problem
         raise ContractError(f"{init.__qualname__}: type hints do not resolve ({err})") from None
 
@@ -210,7 +227,21 @@ def check_options(where: str, key: str, init: Callable, leading: int,
 _LAX = ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False)
 
 
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+
+
 def _type_name(hint: Any) -> str:
+    """Return a hint as users read it: "int >= 1", "float >= 0, <= 1", "float | None"."""
+    if typing.get_origin(hint) is typing.Annotated:
+        base, *extras = typing.get_args(hint)
+        constraints = [c for e in extras for c in getattr(e, "metadata", [e])]
+        bounds = [f"{sign} {getattr(c, attr)}" for c in constraints for attr, sign in _BOUNDS
+                  if getattr(c, attr, None) is not None]
+        return f"{_type_name(base)} {', '.join(bounds)}".strip()
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 

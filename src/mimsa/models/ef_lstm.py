@@ -15,9 +15,11 @@ from mimsa.data.batch import Batch
 from mimsa.encoders.builder import PretrainedTextEncoder
 from mimsa.encoders.sequence import LSTMEncoder, lengths_to_mask, masked_mean
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
 )
@@ -40,8 +42,8 @@ class EarlyFusionLSTM(Model):
     output vector.
     """
 
-    def __init__(self, spec: InputSpec, step_dim: int = 32, hidden: int = 64,
-                 fusion_dim: int = 64, emb_dim: int = 64, dropout: float = 0.1) -> None:
+    def __init__(self, spec: InputSpec, step_dim: Width = 32, hidden: Width = 64,
+                 fusion_dim: Width = 64, emb_dim: Width = 64, dropout: Dropout = 0.1) -> None:
         super().__init__()
         require_modalities("ef_lstm", spec)
         self.modalities = spec.modalities

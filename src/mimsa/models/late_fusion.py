@@ -8,9 +8,11 @@ from torch import nn
 from mimsa.data.batch import Batch
 from mimsa.encoders.unimodal import UnimodalEncoders
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
 )
@@ -24,9 +26,9 @@ class LateFusion(Model):
     layer on their concatenation.
     """
 
-    def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 32,
-                 audio_dim: int = 32, vision_hidden: int = 32, vision_dim: int = 32,
-                 hidden: int = 64, dropout: float = 0.1) -> None:
+    def __init__(self, spec: InputSpec, text_dim: Width = 64, audio_hidden: Width = 32,
+                 audio_dim: Width = 32, vision_hidden: Width = 32, vision_dim: Width = 32,
+                 hidden: Width = 64, dropout: Dropout = 0.1) -> None:
         super().__init__()
         require_modalities("late_fusion", spec)
         self.encoders = UnimodalEncoders(spec, text_dim, audio_hidden, audio_dim, vision_hidden,

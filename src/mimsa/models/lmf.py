@@ -42,9 +42,11 @@ from torch import nn
 from mimsa.data.batch import Batch
 from mimsa.errors import ConfigError
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
 )
@@ -98,10 +100,10 @@ class LMF(Model):
     See the module docstring; works with any non-empty subset of t, a, v.
     """
 
-    def __init__(self, spec: InputSpec, text_dim: int = 64, audio_dim: int = 16,
-                 vision_dim: int = 128, hidden: int = 64, rank: int = 3,
-                 text_dropout: float = 0.3, audio_dropout: float = 0.3,
-                 vision_dropout: float = 0.3) -> None:
+    def __init__(self, spec: InputSpec, text_dim: Width = 64, audio_dim: Width = 16,
+                 vision_dim: Width = 128, hidden: Width = 64, rank: Width = 3,
+                 text_dropout: Dropout = 0.3, audio_dropout: Dropout = 0.3,
+                 vision_dropout: Dropout = 0.3) -> None:
         super().__init__()
         require_modalities("lmf", spec)
         self.subnets = ModalitySubnets(spec, text_dim, audio_dim, vision_dim, text_dropout,

@@ -69,9 +69,12 @@ from mimsa.encoders.sequence import masked_mean
 from mimsa.encoders.text import TextEncoder
 from mimsa.errors import ConfigError
 from mimsa.models.base import (
+    Count,
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    NonNegative,
     register_model,
     require_modalities,
 )
@@ -229,19 +232,15 @@ class MAGBert(Model):
     dropout (after the gate's layer norm), head_dropout (before the output layer),
     inject_after (0 = after the embeddings, k = after layer k). Raises ConfigError when the
     text encoder is not a pretrained transformer, `inject_after` exceeds its depth or
-    beta_shift < 0 (NaN and ±inf are refused for every model option).
+    beta_shift < 0 (the option's range; NaN and ±inf are refused for every model option).
     """
 
     requires = "t"
 
-    def __init__(self, spec: InputSpec, beta_shift: float = 1.0, dropout: float = 0.5,
-                 head_dropout: float = 0.1, inject_after: int = 0) -> None:
+    def __init__(self, spec: InputSpec, beta_shift: NonNegative = 1.0, dropout: Dropout = 0.5,
+                 head_dropout: Dropout = 0.1, inject_after: Count = 0) -> None:
         super().__init__()
         require_modalities("mag_bert", spec, "t")
-        if beta_shift < 0:
-            raise ConfigError(f"config value model.beta_shift={beta_shift} is not allowed: the "
-                              f"largest shift, as a fraction of a token state's norm, must be "
-                              f">= 0 (the preset: 1.0)")
         if spec.text.kind != "pretrained":
             raise ConfigError(f"model 'mag_bert' needs a pretrained transformer text encoder "
                               f"(the gate lives inside it), not encoder.name="

@@ -33,9 +33,11 @@ from mimsa.data.batch import Batch
 from mimsa.encoders.attention import CrossModalAttention, TalkingHeadsAttention
 from mimsa.encoders.unimodal import UnimodalEncoders
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
     xavier_init,
@@ -47,11 +49,11 @@ from mimsa.models.mmim import fusion_network
 class MECAM(Model):
     """MMIM's encoders and fusion + talking-heads cross-attention from a/v frames to text."""
 
-    def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 16,
-                 audio_out: int = 16, vision_hidden: int = 16, vision_out: int = 32,
-                 hidden: int = 128, attn_dim: int = 32, heads: int = 4,
-                 dropout: float = 0.1, fusion_dropout: float = 0.1,
-                 attn_dropout: float = 0.1) -> None:
+    def __init__(self, spec: InputSpec, text_dim: Width = 64, audio_hidden: Width = 16,
+                 audio_out: Width = 16, vision_hidden: Width = 16, vision_out: Width = 32,
+                 hidden: Width = 128, attn_dim: Width = 32, heads: Width = 4,
+                 dropout: Dropout = 0.1, fusion_dropout: Dropout = 0.1,
+                 attn_dropout: Dropout = 0.1) -> None:
         super().__init__()
         require_modalities("mecam", spec)
         self.modalities = spec.modalities

@@ -50,9 +50,11 @@ from mimsa.data.batch import Batch
 from mimsa.encoders.builder import build_text_encoder
 from mimsa.encoders.sequence import LSTMEncoder
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
 )
@@ -67,8 +69,8 @@ class MISA(Model):
     See the module docstring; works with any non-empty subset of t, a, v.
     """
 
-    def __init__(self, spec: InputSpec, hidden: int = 128, audio_hidden: int = 32,
-                 vision_hidden: int = 32, dropout: float = 0.5, heads: int = 2,
+    def __init__(self, spec: InputSpec, hidden: Width = 128, audio_hidden: Width = 32,
+                 vision_hidden: Width = 32, dropout: Dropout = 0.5, heads: Width = 2,
                  shared_decoder: bool = True) -> None:
         super().__init__()
         require_modalities("misa", spec)

@@ -22,9 +22,11 @@ from torch import nn
 from mimsa.data.batch import Batch
 from mimsa.encoders.unimodal import UnimodalEncoders
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
     xavier_init,
@@ -42,9 +44,10 @@ def fusion_network(width: int, hidden: int, dropout: float) -> nn.Sequential:
 class MMIM(Model):
     """MMIM's encoders and fusion network; the MI objectives live in `mimsa.objectives`."""
 
-    def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 16,
-                 audio_out: int = 16, vision_hidden: int = 16, vision_out: int = 16,
-                 hidden: int = 128, dropout: float = 0.1, fusion_dropout: float = 0.1) -> None:
+    def __init__(self, spec: InputSpec, text_dim: Width = 64, audio_hidden: Width = 16,
+                 audio_out: Width = 16, vision_hidden: Width = 16, vision_out: Width = 16,
+                 hidden: Width = 128, dropout: Dropout = 0.1,
+                 fusion_dropout: Dropout = 0.1) -> None:
         super().__init__()
         require_modalities("mmim", spec)
         self.encoders = UnimodalEncoders(spec, text_dim, audio_hidden, audio_out, vision_hidden,

@@ -62,9 +62,12 @@ from mimsa.encoders.builder import build_text_encoder
 from mimsa.encoders.sequence import lengths_to_mask
 from mimsa.errors import ConfigError
 from mimsa.models.base import (
+    Count,
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
 )
@@ -158,12 +161,12 @@ class MulT(Model):
     See the module docstring; works with any non-empty subset of t, a, v.
     """
 
-    def __init__(self, spec: InputSpec, dim: int = 30, heads: int = 5, layers: int = 5,
-                 self_layers: int = 5, text_kernel: int = 1, audio_kernel: int = 1,
-                 vision_kernel: int = 1, text_dropout: float = 0.25,
-                 embed_dropout: float = 0.25, attn_dropout: float = 0.1,
-                 relu_dropout: float = 0.1, res_dropout: float = 0.1,
-                 out_dropout: float = 0.0) -> None:
+    def __init__(self, spec: InputSpec, dim: Width = 30, heads: Width = 5, layers: Count = 5,
+                 self_layers: Count = 5, text_kernel: Width = 1, audio_kernel: Width = 1,
+                 vision_kernel: Width = 1, text_dropout: Dropout = 0.25,
+                 embed_dropout: Dropout = 0.25, attn_dropout: Dropout = 0.1,
+                 relu_dropout: Dropout = 0.1, res_dropout: Dropout = 0.1,
+                 out_dropout: Dropout = 0.0) -> None:
         super().__init__()
         require_modalities("mult", spec)
         self.modalities = spec.modalities

@@ -32,7 +32,15 @@ from torch import nn
 
 from mimsa.data.batch import Batch
 from mimsa.encoders.unimodal import UnimodalEncoders
-from mimsa.models.base import InputSpec, Model, ModelOutput, register_model, require_modalities
+from mimsa.models.base import (
+    Dropout,
+    InputSpec,
+    Model,
+    ModelOutput,
+    Width,
+    register_model,
+    require_modalities,
+)
 
 
 class SubtaskHead(nn.Module):
@@ -54,12 +62,12 @@ class SelfMM(Model):
     """Self-MM's encoders and heads (see the module docstring); label generation lives in
     `objectives/ulgm.py`. Raises `ConfigError` when the data offer no modality."""
 
-    def __init__(self, spec: InputSpec, text_dim: int = 64, audio_hidden: int = 16,
-                 audio_out: int = 16, vision_hidden: int = 32, vision_out: int = 32,
-                 dropout: float = 0.0, post_fusion_dim: int = 128, post_text_dim: int = 32,
-                 post_audio_dim: int = 16, post_vision_dim: int = 32,
-                 post_fusion_dropout: float = 0.0, post_text_dropout: float = 0.1,
-                 post_audio_dropout: float = 0.1, post_vision_dropout: float = 0.0) -> None:
+    def __init__(self, spec: InputSpec, text_dim: Width = 64, audio_hidden: Width = 16,
+                 audio_out: Width = 16, vision_hidden: Width = 32, vision_out: Width = 32,
+                 dropout: Dropout = 0.0, post_fusion_dim: Width = 128, post_text_dim: Width = 32,
+                 post_audio_dim: Width = 16, post_vision_dim: Width = 32,
+                 post_fusion_dropout: Dropout = 0.0, post_text_dropout: Dropout = 0.1,
+                 post_audio_dropout: Dropout = 0.1, post_vision_dropout: Dropout = 0.0) -> None:
         super().__init__()
         require_modalities("self_mm", spec)
         self.encoders = UnimodalEncoders(spec, text_dim, audio_hidden, audio_out, vision_hidden,

@@ -7,9 +7,11 @@ from torch import nn
 from mimsa.data.batch import Batch
 from mimsa.encoders.builder import build_text_encoder
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
 )
@@ -22,8 +24,8 @@ class TextOnly(Model):
     requires = "t"
     reads = "t"
 
-    def __init__(self, spec: InputSpec, text_dim: int = 64, hidden: int = 64,
-                 dropout: float = 0.1) -> None:
+    def __init__(self, spec: InputSpec, text_dim: Width = 64, hidden: Width = 64,
+                 dropout: Dropout = 0.1) -> None:
         super().__init__()
         require_modalities("text_only", spec, "t")
         self.text_encoder = build_text_encoder(spec.text, spec.dims, spec.encoder, text_dim,

@@ -41,9 +41,11 @@ from mimsa.data.batch import Batch
 from mimsa.encoders.builder import build_text_encoder
 from mimsa.encoders.sequence import lengths_to_mask, masked_mean
 from mimsa.models.base import (
+    Dropout,
     InputSpec,
     Model,
     ModelOutput,
+    Width,
     register_model,
     require_modalities,
 )
@@ -126,10 +128,10 @@ class TFN(Model):
     See the module docstring; works with any non-empty subset of t, a, v.
     """
 
-    def __init__(self, spec: InputSpec, text_dim: int = 32, audio_dim: int = 32,
-                 vision_dim: int = 32, hidden: int = 64, text_dropout: float = 0.3,
-                 audio_dropout: float = 0.3, vision_dropout: float = 0.3,
-                 fusion_dropout: float = 0.5) -> None:
+    def __init__(self, spec: InputSpec, text_dim: Width = 32, audio_dim: Width = 32,
+                 vision_dim: Width = 32, hidden: Width = 64, text_dropout: Dropout = 0.3,
+                 audio_dropout: Dropout = 0.3, vision_dropout: Dropout = 0.3,
+                 fusion_dropout: Dropout = 0.5) -> None:
         super().__init__()
         require_modalities("tfn", spec)
         self.subnets = ModalitySubnets(spec, text_dim, audio_dim, vision_dim, text_dropout,

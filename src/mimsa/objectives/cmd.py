@@ -26,7 +26,7 @@ import torch
 
 from mimsa.data.batch import Batch
 from mimsa.errors import ConfigError
-from mimsa.models.base import InputSpec, ModelOutput
+from mimsa.models.base import InputSpec, ModelOutput, Width
 from mimsa.objectives.base import Objective, register_objective
 
 
@@ -59,11 +59,8 @@ class CMD(Objective):
     optimizer = "main"
     terms = ("sim",)
 
-    def __init__(self, spec: InputSpec, reps_dims: dict[str, int], moments: int = 5) -> None:
+    def __init__(self, spec: InputSpec, reps_dims: dict[str, int], moments: Width = 5) -> None:
         super().__init__()
-        if moments < 1:
-            raise ConfigError(f"objective 'cmd': moments must be >= 1 (got {moments}; "
-                              f"objectives.cmd.moments)")
         self.moments = moments
         self.modalities = keyed_modalities("cmd", reps_dims)
 

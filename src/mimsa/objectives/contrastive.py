@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from mimsa.data.batch import Batch
 from mimsa.errors import ConfigError
-from mimsa.models.base import InputSpec, ModelOutput
+from mimsa.models.base import InputSpec, ModelOutput, NonNegative, Positive
 from mimsa.objectives.base import Objective, register_objective
 
 BINS = ("class7", "sign")
@@ -78,18 +78,12 @@ class SupervisedContrastive(Objective):
     terms = ("contrast",)
 
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int], modalities: str = "tav",
-                 temperature: float = 0.03, negative_weight: float = 0.8,
+                 temperature: Positive = 0.03, negative_weight: NonNegative = 0.8,
                  bins: str = "class7") -> None:
         super().__init__()
         if any(m not in "tav" for m in str(modalities)):
             raise ConfigError(f"objective 'contrastive': modalities '{modalities}' must be a "
                              f"subset of 'tav'")
-        if not float(temperature) > 0:
-            raise ConfigError(f"objective 'contrastive': temperature must be > 0 "
-                             f"(got {temperature})")
-        if not float(negative_weight) >= 0:
-            raise ConfigError(f"objective 'contrastive': negative_weight must be >= 0 "
-                             f"(got {negative_weight})")
         if bins not in BINS:
             raise ConfigError(f"objective 'contrastive': bins '{bins}' is unknown; valid: "
                              f"{', '.join(BINS)}")

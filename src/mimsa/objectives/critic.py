@@ -24,7 +24,7 @@ from torch import nn
 
 from mimsa.data.batch import Batch
 from mimsa.errors import ConfigError
-from mimsa.models.base import InputSpec, ModelOutput
+from mimsa.models.base import Count, InputSpec, ModelOutput, Width
 from mimsa.objectives.base import Objective
 
 UNIMODAL = ("t", "a", "v")
@@ -127,7 +127,7 @@ class DependencyObjective(Objective):
     kind = ""
 
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int],
-                 reps: Sequence[str] | str | None = None, hidden: int = 64, depth: int = 2,
+                 reps: Sequence[str] | str | None = None, hidden: Width = 64, depth: Count = 2,
                  activation: str = "relu", spectral: bool = False) -> None:
         super().__init__()
         name = f"dependency_{self.kind}"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from mimsa.models.base import InputSpec
+from mimsa.models.base import Count, InputSpec, Width
 from mimsa.objectives.base import register_objective
 from mimsa.objectives.critic import DependencyObjective
 
@@ -32,7 +32,7 @@ class DependencyJS(DependencyObjective):
     kind = "js"
 
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int],
-                 reps: Sequence[str] | str | None = None, hidden: int = 64, depth: int = 2,
+                 reps: Sequence[str] | str | None = None, hidden: Width = 64, depth: Count = 2,
                  activation: str = "relu") -> None:
         super().__init__(spec, reps_dims, reps, hidden, depth, activation)
 

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mimsa.errors import ConfigError
-from mimsa.models.base import InputSpec
+from mimsa.models.base import Count, Fraction, InputSpec, Width
 from mimsa.objectives.base import register_objective
 from mimsa.objectives.critic import DependencyObjective
 
@@ -38,12 +37,9 @@ class DependencyKL(DependencyObjective):
     kind = "kl"
 
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int],
-                 reps: Sequence[str] | str | None = None, hidden: int = 64, depth: int = 2,
-                 activation: str = "relu", ema: float | None = None) -> None:
+                 reps: Sequence[str] | str | None = None, hidden: Width = 64, depth: Count = 2,
+                 activation: str = "relu", ema: Fraction | None = None) -> None:
         super().__init__(spec, reps_dims, reps, hidden, depth, activation)
-        if ema is not None and not 0.0 < float(ema) < 1.0:
-            raise ConfigError(f"objective 'dependency_kl': ema must be in (0, 1) or null "
-                             f"(got {ema})")
         self.ema = None if ema is None else float(ema)
         if self.ema is not None:
             self.register_buffer("log_running", torch.tensor(float("nan")))

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 
 from mimsa.errors import ConfigError
-from mimsa.models.base import InputSpec
+from mimsa.models.base import Count, InputSpec, NonNegative, Width
 from mimsa.objectives.base import register_objective
 from mimsa.objectives.critic import DependencyObjective
 
@@ -37,15 +37,12 @@ class DependencyWasserstein(DependencyObjective):
     kind = "wasserstein"
 
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int],
-                 reps: Sequence[str] | str | None = None, hidden: int = 64, depth: int = 2,
-                 activation: str = "relu", gamma: float = 10.0,
+                 reps: Sequence[str] | str | None = None, hidden: Width = 64, depth: Count = 2,
+                 activation: str = "relu", gamma: NonNegative = 10.0,
                  lipschitz: str = "penalty") -> None:
         if lipschitz not in LIPSCHITZ:
             raise ConfigError(f"objective 'dependency_wasserstein': lipschitz '{lipschitz}' is "
                              f"unknown; valid: {', '.join(LIPSCHITZ)}")
-        if float(gamma) < 0:
-            raise ConfigError(f"objective 'dependency_wasserstein': gamma must be >= 0 "
-                             f"(got {gamma})")
         super().__init__(spec, reps_dims, reps, hidden, depth, activation,
                          spectral=lipschitz == "spectral")
         self.lipschitz = lipschitz

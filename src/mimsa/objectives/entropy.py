@@ -36,7 +36,7 @@ from torch import nn
 
 from mimsa.data.batch import Batch
 from mimsa.errors import ConfigError
-from mimsa.models.base import InputSpec, ModelOutput
+from mimsa.models.base import Count, InputSpec, ModelOutput, Positive
 from mimsa.objectives.base import Objective, register_objective
 
 MIN_VARIANCE = 1e-10  # a group whose mean variance is below this is constant: skipped
@@ -74,18 +74,12 @@ class GaussianEntropy(Objective):
     terms = ("H",)
 
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int], modalities: str = "av",
-                 memory: int = 1, trainable_projection: bool = False,
-                 eps: float = 1e-4) -> None:
+                 memory: Count = 1, trainable_projection: bool = False,
+                 eps: Positive = 1e-4) -> None:
         super().__init__()
         if not modalities or any(m not in "tav" for m in modalities):
             raise ConfigError(f"config value objectives.entropy.modalities='{modalities}' is "
                               f"not allowed: give a subset of 'tav' (e.g. 'av')")
-        if int(memory) < 0:
-            raise ConfigError(f"config value objectives.entropy.memory={memory} is not allowed: "
-                              f"the number of past batches kept must be >= 0")
-        if float(eps) <= 0:
-            raise ConfigError(f"config value objectives.entropy.eps={eps} is not allowed: it "
-                              f"keeps the covariance positive definite, so it must be > 0")
         self.modalities = [m for m in "tav" if m in modalities and m in reps_dims]
         self.memory, self.eps = int(memory), float(eps)
         self.projection = nn.ModuleDict({

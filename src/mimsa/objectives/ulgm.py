@@ -73,7 +73,7 @@ import torch
 from mimsa.data.batch import Batch
 from mimsa.data.dataset import MultimodalDataset
 from mimsa.errors import ConfigError
-from mimsa.models.base import InputSpec, ModelOutput
+from mimsa.models.base import InputSpec, ModelOutput, Positive
 from mimsa.objectives.base import Objective, register_objective
 
 UNIMODAL = "tav"
@@ -124,19 +124,13 @@ class UnimodalLabels(Objective):
     terms = ("unimodal",)
 
     def __init__(self, spec: InputSpec, reps_dims: dict[str, int], modalities: str = "tav",
-                 bound: float = 3.0, eps: float = 1e-8, zero_is_positive: bool = False) -> None:
+                 bound: Positive = 3.0, eps: Positive = 1e-8,
+                 zero_is_positive: bool = False) -> None:
         super().__init__()
         if not modalities or any(m not in UNIMODAL for m in modalities) or (
                 len(set(modalities)) != len(modalities)):
             raise ConfigError(f"config value objectives.ulgm.modalities='{modalities}' is not "
                               f"allowed: give each of t, a, v at most once (e.g. 'tav')")
-        if float(bound) <= 0:
-            raise ConfigError(f"config value objectives.ulgm.bound={bound} is not allowed: the "
-                              f"label bound H must be > 0 (3 for MOSI/MOSEI)")
-        if float(eps) <= 0:
-            raise ConfigError(f"config value objectives.ulgm.eps={eps} is not allowed: it keeps "
-                              f"the denominators d_p + eps and δ_m + eps away from 0, so it "
-                              f"must be > 0 (the paper's code: 1e-8)")
         if "feat_m" not in reps_dims:
             raise ConfigError(f"objective 'ulgm' needs a model exposing reps feat_m, feat_<s> "
                               f"and pred_<s> (e.g. self_mm); this one has "
