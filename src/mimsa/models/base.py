@@ -46,8 +46,8 @@ class ModelOutput:
 @dataclass
 class InputSpec:
     """What the data offers a model: modalities (subset of "tav"), feature dims, text input,
-    and the train-split feature statistics the data were standardised with ({} when
-    `data.standardize` is off; see `mimsa.data.scaling`)."""
+    and the train-split feature statistics the data were standardised with ({field: {"mean":
+    [D], "scale": [D]}}; {} when `data.standardize` is off; see `mimsa.data.scaling`)."""
 
     modalities: str
     dims: dict[str, int]
@@ -66,7 +66,7 @@ class InputSpec:
     def from_dict(cls, data: dict) -> InputSpec:
         return cls(modalities=data["modalities"], dims=dict(data["dims"]),
                    text=TextSpec(**data.get("text", {})), encoder=dict(data.get("encoder", {})),
-                   scaling=dict(data.get("scaling") or {}))
+                   scaling=data.get("scaling", {}))
 
 
 class Model(nn.Module):

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from mimsa.data.dataset import MultimodalDataset
+from mimsa.data.scaling import check_scaling
 from mimsa.errors import RunError
 from mimsa.models.base import InputSpec
 
@@ -208,10 +209,13 @@ def saved_input_spec(spec_json: dict, where: str) -> InputSpec:
     """Return the `InputSpec` recorded in model.json (`spec_json`, from `read_spec`).
 
     Raises:
-        RunError: its "inputs" entry does not describe an InputSpec (e.g. unknown text keys).
+        RunError: its "inputs" entry does not describe an InputSpec (e.g. unknown text keys),
+            or its feature statistics ("scaling") are malformed.
     """
     try:
-        return InputSpec.from_dict(spec_json["inputs"])
+        spec = InputSpec.from_dict(spec_json["inputs"])
     except (KeyError, TypeError, ValueError) as err:
         raise RunError(f"{where}: model.json key 'inputs' is not a valid input spec ({err}); "
                        f"restore it from a copy of the run, or re-run training") from err
+    check_scaling(spec.scaling, where)
+    return spec

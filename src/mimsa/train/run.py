@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,14 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
                  where: str = "") -> tuple[MultimodalDataset, InputSpec]:
     """Return the dataset (with text ids attached if needed) and the model's `InputSpec`.
 
-    With `data.standardize`, the feature fields the run reads are standardised in place with
+    With `data.standardize`, the feature fields the run reads are standardised with
     `saved_scaling` (a trained run's recorded statistics; `where` names the run in errors) or,
-    when none is given, with statistics fitted on the train split (`mimsa.data.scaling`)."""
+    when it is None, with statistics fitted on the train split (`standardize`).
+
+    Raises:
+        ConfigError: data.modalities asks for what the dataset does not offer.
+        DataError: the dataset cannot be read (see `load_dataset`).
+        RunError: the recorded statistics do not match the config or the data."""
     data = cfg["data"]
     dataset = load_dataset(data["name"], data["root"], nan_policy=data["nan_policy"],
                            seed=data["synthetic_seed"], sizes=data.get("synthetic_sizes"),
@@ -91,13 +97,36 @@ def prepare_data(cfg: dict, saved_text: TextSpec | None = None,
         text = prepare_text(dataset, cfg["encoder"], saved_text, cache, data.get("context"))
     else:
         text = TextSpec()
-    scaling: dict = {}
-    if data.get("standardize"):
-        scaling = saved_scaling if saved_scaling is not None else fit_scaling(
-            dataset, scaled_fields(dataset, modalities, text.kind))
-        apply_scaling(dataset, scaling, where or dataset.name)
+    scaling = standardize(dataset, modalities, text.kind, bool(data.get("standardize")),
+                          saved_scaling, where)
     dims = dataset.feature_dims()
     return dataset, InputSpec(modalities, dims, text, dict(cfg["encoder"]), scaling)
+
+
+def standardize(dataset: MultimodalDataset, modalities: str, text_kind: str, wanted: bool,
+                saved: dict | None, where: str) -> dict:
+    """Standardise the feature fields a run reads (`mimsa.data.scaling`) and return the
+    statistics used ({} when off): fitted on the train split when `saved` is None (training),
+    else the run's recorded ones (`saved`, model.json's `inputs.scaling`).
+
+    Raises:
+        RunError: the run's config.yaml (`wanted`) and model.json (`saved`) disagree about
+            which fields were standardised, or the recorded statistics do not fit the data.
+    """
+    fields = scaled_fields(dataset, modalities, text_kind) if wanted else []
+    if saved is None:
+        if wanted and not fields:
+            warnings.warn(f"data.standardize: the run reads no feature field (modalities "
+                          f"'{modalities}', text from '{text_kind}'), so nothing is "
+                          f"standardised", UserWarning, stacklevel=3)
+        saved = fit_scaling(dataset, fields)
+    elif sorted(saved) != sorted(fields):
+        raise RunError(f"{where}: config.yaml says data.standardize={str(wanted).lower()} "
+                       f"(fields {', '.join(fields) or 'none'}) but model.json records "
+                       f"statistics for {', '.join(sorted(saved)) or 'none'}; restore both "
+                       f"files from a copy of the run, or re-train")
+    apply_scaling(dataset, saved, where or dataset.name)
+    return saved
 
 
 def build_model(cfg: dict, spec: InputSpec) -> tuple[nn.Module, nn.ModuleDict]:
@@ -294,10 +323,13 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
         torch.set_num_threads(int(cfg["train"]["threads"]))
     seed_everything(int(cfg["seed"]))
     cache = cache if cache is not None else EncoderCache()
-    dataset, spec = prepare_data(cfg, cache=cache)
+    saved_spec = read_spec(run_dir) if resume and (run_dir / SPEC).is_file() else None
+    saved_scaling = None if saved_spec is None else saved_input_spec(
+        saved_spec, str(run_dir)).scaling  # resume with the statistics it trained with
+    dataset, spec = prepare_data(cfg, cache=cache, saved_scaling=saved_scaling,
+                                 where=str(run_dir))
     check_splits(dataset, score_test)
-    if resume and (run_dir / SPEC).is_file():  # the data must be those the run trained on
-        saved_spec = read_spec(run_dir)
+    if saved_spec is not None:  # the data must be those the run trained on
         check_inputs(saved_spec["inputs"], spec, str(run_dir), dataset)
         check_data_fingerprint(saved_spec.get("data_fingerprint"),
                                data_fingerprint(dataset, spec.modalities), str(run_dir),
