@@ -1,6 +1,7 @@
 """How far the trained MAG gate moves the token states: ‖αH‖ / ‖Z‖ per real token.
 
     MIMSA_DATA=../shared/data python bench/mag_shift.py RUN_DIR ... [--split test] [--out F.json]
+    MIMSA_DATA=../shared/data python bench/mag_shift.py --init mosi [--split valid] [--out F.json]
 
 For every seed of each `mag_bert` run (multi- or single-seed directory), the selected checkpoint
 is run on the split and, at the injection site, every real token's shift is measured against
@@ -9,6 +10,10 @@ the state it shifts (Rahman et al. 2020, the MAG: Z ← LayerNorm(Z + αH), α =
   saturated     the share of tokens with α < 1, i.e. the shift cut to β_shift·‖Z‖
 A gate that learned to leave the pretrained states alone has a small shift_ratio; one at
 β_shift moves every token by the full allowed fraction of its own norm.
+
+`--init DATASET` measures the untrained gate instead (mag_bert's preset with fine-tuned MiniLM,
+seed 1111), once on the raw features and once with `data.standardize=true`: whether training
+starts saturated.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from pathlib import Path
 import torch
 from bench_report import save_json
 
+from mimsa import config as config_mod
 from mimsa.models.mag_bert import AdaptationGate
 from mimsa.train.inference import predict
-from mimsa.train.run import load_run
+from mimsa.train.run import build_model, load_run, prepare_data
+from mimsa.train.seeding import seed_everything
 
 
 def seed_dirs(run: Path) -> list[Path]:
@@ -32,8 +39,20 @@ def seed_dirs(run: Path) -> list[Path]:
     return sorted(p for p in run.glob("seed-*") if (p / "metrics.json").is_file())
 
 
-def measure(seed_dir: Path, split: str) -> dict:
-    cfg, model, dataset, spec = load_run(seed_dir)
+def untrained(dataset_name: str, standardize: bool) -> tuple:
+    """Return (config, untrained model in eval mode, dataset, spec) like `load_run`'s."""
+    cfg = config_mod.resolve_config("mag_bert", dataset_name)
+    cfg["encoder"]["name"] = "minilm"
+    cfg["data"]["standardize"] = standardize
+    cfg = config_mod.check_values(cfg)
+    seed_everything(int(cfg["seed"]))
+    dataset, spec = prepare_data(cfg)
+    model, _ = build_model(cfg, spec)
+    return cfg, model.eval(), dataset, spec
+
+
+def measure(seed_dir: Path | str, split: str, loaded: tuple | None = None) -> dict:
+    cfg, model, dataset, spec = loaded or load_run(Path(seed_dir))
     if not isinstance(getattr(model, "gate", None), AdaptationGate):
         raise SystemExit(f"{seed_dir}: not a mag_bert run with audio or vision")
     ratios: list[torch.Tensor] = []
@@ -69,13 +88,27 @@ def measure(seed_dir: Path, split: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("runs", type=Path, nargs="*")
+    parser.add_argument("--split", default=None, help="default: test (runs), valid (--init)")
+    parser.add_argument("--init", metavar="DATASET", help="measure the untrained gate")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    report = {"split": args.split, "date": time.strftime("%Y-%m-%d"), "runs": []}
+    if bool(args.init) == bool(args.runs):
+        parser.error("give RUN_DIRs or --init DATASET")
+    split = args.split or ("valid" if args.init else "test")
+    report = {"split": split, "date": time.strftime("%Y-%m-%d"), "runs": []}
+    if args.init:
+        for standardize in (False, True):
+            row = measure(f"untrained, data.standardize={standardize}", split,
+                          untrained(args.init, standardize))
+            report["runs"].append(row)
+            print(f"{args.init}, untrained, data.standardize={str(standardize).lower()}: "
+                  f"shift ratio {row['shift_ratio']:.3f}, saturated "
+                  f"{100 * row['saturated']:.1f}% of {row['tokens']} tokens", flush=True)
+        save_json(report, args.out, echo=False)
+        return
     for run in args.runs:
-        seeds = [measure(seed, args.split) for seed in seed_dirs(run)]
+        seeds = [measure(seed, split) for seed in seed_dirs(run)]
         report["runs"].append({
             "run": str(run), "seeds": seeds,
             "shift_ratio_mean": statistics.mean(s["shift_ratio"] for s in seeds),
