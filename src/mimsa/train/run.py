@@ -119,7 +119,7 @@ def standardize(dataset: MultimodalDataset, modalities: str, text_kind: str, wan
             warnings.warn(f"data.standardize: the run reads no feature field (modalities "
                           f"'{modalities}', text from '{text_kind}'), so nothing is "
                           f"standardised", UserWarning, stacklevel=3)
-        saved = fit_scaling(dataset, fields)
+        saved = fit_scaling(dataset, fields) if fields else {}
     elif sorted(saved) != sorted(fields):
         raise RunError(f"{where}: config.yaml says data.standardize={str(wanted).lower()} "
                        f"(fields {', '.join(fields) or 'none'}) but model.json records "
