@@ -27,7 +27,7 @@ import torch
 from bench_report import save_json
 
 from mimsa import config as config_mod
-from mimsa.models.mag_bert import AdaptationGate
+from mimsa.models.mag_bert import AdaptationGate, shift_alpha
 from mimsa.train.inference import predict
 from mimsa.train.run import build_model, load_run, prepare_data
 from mimsa.train.seeding import seed_everything
@@ -67,11 +67,11 @@ def measure(seed_dir: Path | str, split: str, loaded: tuple | None = None) -> di
 
     def recording(z, feats, projected):
         h = gate.displacement(z, feats, projected)
-        z_norm, h_norm = z.norm(dim=-1), h.norm(dim=-1).clamp_min(1e-12)
-        alpha = torch.clamp(gate.beta_shift * z_norm / (h_norm + 1e-6), max=1.0)
+        alpha = shift_alpha(z, h, gate.beta_shift)  # the gate's own rule
+        h_norm = h.norm(dim=-1)
         keep = current["mask"]  # real tokens only
-        ratios.append((alpha * h_norm / z_norm.clamp_min(1e-12))[keep])
-        saturated.append((alpha < 1)[keep].float())
+        ratios.append((alpha * h_norm / z.norm(dim=-1).clamp_min(1e-12))[keep])
+        saturated.append(((alpha < 1) & (h_norm > 0))[keep].float())  # a shift was cut
         return real(z, feats, projected)
 
     gate.forward, model.forward = recording, with_mask

@@ -83,19 +83,21 @@ FEATURES = {"a": ("audio", "audio_lengths"), "v": ("vision", "vision_lengths")}
 CASES = ("word_aligned", "broadcast", "resampled")
 
 
+def shift_alpha(z: torch.Tensor, h: torch.Tensor, beta_shift: float,
+                eps: float = 1e-6) -> torch.Tensor:
+    """Return α = min(β_shift·‖Z‖/‖H‖, 1) per token [...] for z, h [..., D] (MAG's scaling,
+    Rahman 2020). A zero H has its norm read as 1; `eps` guards the division as in the
+    authors' code."""
+    h_norm = h.norm(dim=-1)
+    h_norm = torch.where(h_norm == 0, torch.ones_like(h_norm), h_norm)
+    return torch.clamp(beta_shift * z.norm(dim=-1) / (h_norm + eps), max=1.0)
+
+
 def scaled_shift(z: torch.Tensor, h: torch.Tensor, beta_shift: float,
                  eps: float = 1e-6) -> torch.Tensor:
-    """Return α·H with α = min(β_shift·‖Z‖/‖H‖, 1) per token (MAG's scaling, Rahman 2020).
-
-    z, h [..., D]; the result has their shape and norm ≤ min(β_shift·‖Z‖, ‖H‖) per token. A
-    zero H (‖H‖ read as 1) gives a zero shift; `eps` guards the division as in the authors'
-    code.
-    """
-    z_norm = z.norm(dim=-1, keepdim=True)
-    h_norm = h.norm(dim=-1, keepdim=True)
-    h_norm = torch.where(h_norm == 0, torch.ones_like(h_norm), h_norm)
-    alpha = torch.clamp(beta_shift * z_norm / (h_norm + eps), max=1.0)
-    return alpha * h
+    """Return α·H (`shift_alpha`) for z, h [..., D]; the result has their shape and norm
+    ≤ min(β_shift·‖Z‖, ‖H‖) per token, and a zero H gives a zero shift."""
+    return shift_alpha(z, h, beta_shift, eps).unsqueeze(-1) * h
 
 
 class AdaptationGate(nn.Module):
