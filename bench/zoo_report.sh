@@ -4,19 +4,9 @@
 # runs are missing are skipped with a note.
 #   bash bench/zoo_report.sh > /tmp/zoo_tables.md
 set -uo pipefail
-cd "$(dirname "$0")/results/grid"
-metrics="MAE,Corr,Has0_acc_2,Non0_acc_2,Non0_F1_score,Mult_acc_7"
-table() {  # title, reference, others...
-  local title=$1; shift
-  local present=()
-  for run in "$@"; do
-    if [ -d "$run" ]; then present+=("$run"); else echo "(not run: $run)"; fi
-  done
-  if [ ${#present[@]} -ge 2 ]; then
-    printf '\n%s\n\n' "$title"
-    mimsa compare "${present[@]}" --metrics "$metrics"
-  fi
-}
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/compare_table.sh"
+cd "$here/results/grid"
 table "Self-MM and MAG-BERT, frozen MiniLM, \`mosi\`:" mosi_late_fusion_minilm-frozen \
   mosi_self_mm_minilm-frozen mosi_mag_bert_minilm-frozen
 table "Self-MM and MAG-BERT, frozen MiniLM, \`mosi-poria\`:" poria_late_fusion_minilm-frozen \
