@@ -3,7 +3,8 @@
 # validation-only selection), each step against the one before:
 #   (a) budget    text_only e8 (8 epochs, patience 3, constant lr) -> sched16 (16 epochs,
 #                 patience 5, 10% linear warm-up, linear decay)
-#   (b) context   sched16 -> sched16 with 2 neighbours each side and segment pooling
+#   (b) context   e8 -> e8 with 2 neighbours each side and segment pooling (and the same on
+#                 sched16, when that row has been run)
 #   (c) fusion    text_only e8 -> the fine-tuned fusion hosts at the same budget (issues 5, 17)
 # RUNS (default runs/grid) holds the run folders; with their predictions.csv the tables carry
 # the paired bootstrap, with only the kept metrics (bench/results/grid) the t-test alone.
@@ -15,7 +16,9 @@ source "$here/compare_table.sh"
 cd "${1:-runs/grid}"
 table "(a) Training budget, text_only, fine-tuned MiniLM, \`mosi\`:" \
   mosi_text_only-e8_minilm-len128 mosi_text_only-sched16_minilm-len128
-table "(b) Context (k = 2, segment pooling) on top of (a)'s schedule:" \
+table "(b) Context (k = 2, segment pooling) on the e8 budget:" \
+  mosi_text_only-e8_minilm-len128 mosi_text_only-e8-ctx2seg_minilm-len128
+table "(b') Context (k = 2, segment pooling) on the sched16 budget:" \
   mosi_text_only-sched16_minilm-len128 mosi_text_only-sched16-ctx2seg_minilm-len128
 table "(c) Fusion hosts against text alone, fine-tuned MiniLM, 8 epochs, \`mosi\`:" \
   mosi_text_only-e8_minilm-len128 mosi_late_fusion_minilm mosi_mmim_minilm \
