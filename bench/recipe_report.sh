@@ -13,7 +13,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/compare_table.sh"
-cd "${1:-runs/grid}"
+cd "${1:-runs/grid}" || exit 1
 table "(a) Training budget, text_only, fine-tuned MiniLM, \`mosi\`:" \
   mosi_text_only-e8_minilm-len128 mosi_text_only-sched16_minilm-len128
 table "(b) Context (k = 2, segment pooling) on the e8 budget:" \
