@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
         "optimizers": {},
         "term_weights": {},  # {term or "stage/term": weight} replaces stage weights; 0 = off
         "threads": None,
+        # where the arithmetic runs: auto (a CUDA GPU when torch sees one, else cpu), cpu,
+        # cuda, cuda:N (train/device.py)
+        "device": "auto",
         # learning-rate schedule of the main optimizer over the epoch budget (train/optim.py):
         # linear warm-up over this fraction of the steps, then "none" (constant) or "linear"
         # decay to 0

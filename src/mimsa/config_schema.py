@@ -131,6 +131,7 @@ class TrainSection(_Section):
     optimizers: dict[str, OptimizerSection] = Field(default_factory=dict)
     term_weights: dict[str, float] = Field(default_factory=dict)
     threads: PositiveInt | None = None
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")] = "auto"
     warmup: Annotated[float, Field(ge=0, lt=1)] = 0.0
     decay: Literal["none", "linear"] = "none"
 

@@ -229,7 +229,7 @@ def load_resume_state(run_dir: Path) -> dict | None:
     if path.stat().st_size == 0:
         raise RunError(f"{path} is empty (0 bytes); delete it to restart the run from scratch")
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # a truncated file raises one of several pickle/zip errors
         raise RunError(f"{path} is unreadable ({type(err).__name__}: truncated or damaged); "
                        f"delete it to restart the run from scratch") from err

@@ -10,6 +10,7 @@ from torch import nn
 
 from mimsa.data.batch import Batch, iterate_batches
 from mimsa.data.dataset import MultimodalDataset
+from mimsa.train.device import module_device
 
 
 @torch.no_grad()
@@ -20,8 +21,10 @@ def predict(model: nn.Module, dataset: MultimodalDataset, index: np.ndarray, *,
     in eval mode without gradients; the model's train/eval mode is restored afterwards.
 
     `transform(batch) -> batch` is applied before the model (e.g. a modality drop or a
-    corruption, already bound to the run).
+    corruption, already bound to the run), on the CPU; the batch then moves to the model's
+    device.
     """
+    device = module_device(model)
     was_training = model.training
     model.eval()
     out = []
@@ -29,6 +32,6 @@ def predict(model: nn.Module, dataset: MultimodalDataset, index: np.ndarray, *,
                                  pad_id=pad_id):
         if transform is not None:
             batch = transform(batch)
-        out.append(model(batch).prediction.detach().cpu().double().numpy().reshape(-1))
+        out.append(model(batch.to(device)).prediction.detach().cpu().double().numpy().reshape(-1))
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros(0)

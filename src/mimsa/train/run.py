@@ -44,6 +44,7 @@ from mimsa.train.checkpoint import (
     load_resume_state,
     read_spec,
 )
+from mimsa.train.device import describe_device, resolve_device
 from mimsa.train.display import QuietDisplay
 from mimsa.train.inputs import (
     check_data_fingerprint,
@@ -218,6 +219,7 @@ RESUME_MAY_CHANGE = {
                     "already run is refused)",
     "train.patience": "early stopping from the next epoch on",
     "train.threads": "CPU threads",
+    "train.device": "where the next epochs run (the finished ones stay as they were computed)",
     "data.root": "where the data live (the data must be the same; see the data fingerprint)",
 }
 
@@ -321,6 +323,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
         check_run_config(cfg)
     if cfg["train"].get("threads"):
         torch.set_num_threads(int(cfg["train"]["threads"]))
+    device = resolve_device(cfg["train"].get("device", "auto"))
     seed_everything(int(cfg["seed"]))
     cache = cache if cache is not None else EncoderCache()
     saved_spec = read_spec(run_dir) if resume and (run_dir / SPEC).is_file() else None
@@ -338,6 +341,8 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     model, objectives = build_model(run_cfg, spec)
     for objective in objectives.values():
         objective.bind(dataset)
+    model.to(device)
+    objectives.to(device)
     share_cache(model, cache)
     augment = Augmentation.from_config(cfg["data"].get("augment"), int(cfg["seed"]))
     if augment is not None:
@@ -371,7 +376,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
             if created is not None and not resume and not _has_progress(run_dir):
                 _remove_created(run_dir, created)
             raise
-        metrics = write_outputs(run_dir, cfg, dataset, result)
+        metrics = write_outputs(run_dir, cfg, dataset, result, describe_device(device))
         (run_dir / RESUME).unlink(missing_ok=True)
     return metrics
 
@@ -416,12 +421,12 @@ def _remove_created(run_dir: Path, created: Path) -> None:
 
 
 def write_outputs(run_dir: Path, cfg: dict, dataset: MultimodalDataset,
-                  result: FitResult) -> dict:
+                  result: FitResult, device: str = "cpu") -> dict:
     """Write metrics.json and predictions.csv; return the metrics dict (`"test": None` when
-    the run did not score test)."""
+    the run did not score test; `device` names where the selected model was trained last)."""
     metrics = {"valid": result.metrics["valid"], "test": result.metrics.get("test"),
                "best_epoch": result.best_epoch, "seed": cfg["seed"],
-               "protocol": cfg.get("protocol", "clean")}
+               "protocol": cfg.get("protocol", "clean"), "device": device}
     if cfg["data"].get("context"):  # results with context are never read as single-utterance
         metrics["context"] = dict(cfg["data"]["context"])
     buffer = io.StringIO()

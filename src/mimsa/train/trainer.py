@@ -69,6 +69,7 @@ from mimsa.train.checkpoint import (
     save_resume_state,
     to_cpu_state,
 )
+from mimsa.train.device import module_device
 from mimsa.train.display import QuietDisplay
 from mimsa.train.inference import predict
 from mimsa.train.optim import build_optimizers, lr_factor
@@ -318,11 +319,13 @@ class Trainer:
         batches = batches[: max(1, math.ceil(stage.fraction * len(batches)))]
         if self.augment is not None:  # training batches only; seeded by (seed, epoch)
             batches = [self.augment(batch, epoch) for batch in batches]
+        device = module_device(self.model)
         self.model.train()
         self.objectives.train()
         sums: dict[str, float] = {}
         self.display.stage(epoch, stage.name, len(batches))
         for number, batch in enumerate(batches):
+            batch = batch.to(device)
             frozen = _Lazy(lambda b=batch: self._forward_without_grad(b))
             described = False
             for step in stage.steps:
@@ -452,7 +455,8 @@ class Trainer:
         return {**state, "model": self._model_state(),
                 "objectives": to_cpu_state(self.objectives),
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "torch_rng": torch.get_rng_state(), "main_steps": self.main_steps,
+                "torch_rng": torch.get_rng_state(), "cuda_rng": _cuda_rng(self.model),
+                "main_steps": self.main_steps,
                 "history": json.dumps(state["history"])}
 
     def _restore(self, saved: dict) -> dict:
@@ -461,7 +465,16 @@ class Trainer:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(saved["optimizers"][name])
         torch.set_rng_state(saved["torch_rng"])
+        device = module_device(self.model)
+        if device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
         self.main_steps = int(saved.get("main_steps", 0))
         keys = ("epoch", "best_score", "best_epoch", "bad_epochs", "best_state")
         return {**{k: saved[k] for k in keys}, "best_test": saved.get("best_test"),
                 "history": json.loads(saved["history"])}
+
+
+def _cuda_rng(model: nn.Module) -> torch.Tensor | None:
+    """Return the CUDA generator state of the model's GPU (dropout there), None on the CPU."""
+    device = module_device(model)
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
