@@ -131,9 +131,16 @@ class TrainSection(_Section):
     optimizers: dict[str, OptimizerSection] = Field(default_factory=dict)
     term_weights: dict[str, float] = Field(default_factory=dict)
     threads: PositiveInt | None = None
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")] = "auto"
+    device: str = "auto"
     warmup: Annotated[float, Field(ge=0, lt=1)] = 0.0
     decay: Literal["none", "linear"] = "none"
+
+    @field_validator("device")
+    @classmethod
+    def _a_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+            raise ValueError("use auto, cpu, cuda or cuda:N (train/device.py)")
+        return value
 
 
 class PenaltySection(_Section):

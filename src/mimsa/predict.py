@@ -75,6 +75,7 @@ from mimsa.features.extract import (
 from mimsa.metrics import CLASS7_NAMES, class2, class7
 from mimsa.models.base import list_models
 from mimsa.train.checkpoint import load_checkpoint, load_model_state
+from mimsa.train.device import module_device
 from mimsa.train.inputs import saved_input_spec
 from mimsa.train.run import CONFIG, METRICS, build_model, read_run_config
 
@@ -225,7 +226,8 @@ class Predictor:
 
     @torch.no_grad()
     def _scores(self, batch) -> list[float]:
-        return [float(model(batch).prediction.reshape(-1)[0]) for _, model in self.seeds]
+        return [float(model(batch.to(module_device(model))).prediction.reshape(-1)[0])
+                for _, model in self.seeds]
 
     def _describe(self, result, dataset: MultimodalDataset) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mimsa.cli import app
 from mimsa.errors import ConfigError
 from mimsa.sweep.local import run_local
-from mimsa.sweep.ray_backend import run_ray
+from mimsa.sweep.ray_backend import run_ray, trial_resources
 from mimsa.sweep.runner import prepare
 
 from .sweep_helpers import TINY_GRID, bad_data_grid, seed_metrics, write
@@ -79,3 +79,18 @@ def test_a_run_needing_more_cpus_than_jobs_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--jobs 1: a run uses 2 torch threads"):
         run_ray(prepare([grid], tmp_path / "o"), tmp_path / "o", jobs=1)
     assert not (tmp_path / "o").exists()
+
+
+def _trial(device: str, threads: int = 2) -> dict:
+    return {"cfg": {"train": {"device": device}}, "threads": threads}
+
+
+def test_a_trial_asks_for_a_gpu_share_only_when_it_trains_on_a_gpu() -> None:
+    assert trial_resources(_trial("cpu"), cpus=8, gpus=1) == {"cpu": 2.0}
+    assert trial_resources(_trial("auto"), cpus=8, gpus=0) == {"cpu": 2.0}
+    assert trial_resources(_trial("auto"), cpus=8, gpus=1) == {"cpu": 2.0, "gpu": 0.25}
+    assert trial_resources(_trial("cuda", threads=8), cpus=4, gpus=2) == {"cpu": 8.0, "gpu": 1.0}
+    with pytest.raises(ConfigError, match="the Ray cluster has no GPU"):
+        trial_resources(_trial("cuda"), cpus=8, gpus=0)
+    with pytest.raises(ConfigError, match="use train.device=cuda or auto"):
+        trial_resources(_trial("cuda:1"), cpus=8, gpus=2)

@@ -21,6 +21,7 @@ from mimsa.atomic import atomic_write_text
 from mimsa.data.batch import iterate_batches
 from mimsa.errors import ConfigError, RunError
 from mimsa.objectives.critic import DependencyObjective
+from mimsa.train.device import module_device
 
 SPLITS = ("train", "valid", "test")
 COLUMNS = ("id", "label", "prediction", "score", "text")
@@ -60,7 +61,7 @@ def score_split(model: nn.Module, critic: DependencyObjective, dataset, split: s
     index = dataset.indices(split)
     for batch in iterate_batches(dataset, index, batch_size, modalities=modalities,
                                  pad_id=pad_id):
-        output = model(batch)
+        output = model(batch.to(module_device(model)))
         scores = critic.score(output.reps).double().cpu().tolist()
         preds = output.prediction.double().cpu().tolist()
         labels = batch.labels.double().cpu().tolist()

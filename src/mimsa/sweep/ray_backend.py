@@ -8,7 +8,9 @@ OUT/<name>/seed-<s>, so finished seeds are kept and started ones resume whicheve
 them (the run lock lets one process write a directory at a time). A trial asks Ray for as many
 CPUs as the torch threads it uses (train.threads, else the driver's torch default:
 $OMP_NUM_THREADS or the cores), so its numbers equal the local backend's; for one CPU per
-trial, run the sweep with OMP_NUM_THREADS=1 (or train.threads=1 in the grid's sets). Trials on
+trial, run the sweep with OMP_NUM_THREADS=1 (or train.threads=1 in the grid's sets). A trial
+whose train.device is `cuda`, or `auto` on a cluster with GPUs, also asks for a share of a GPU
+(`trial_resources`). Trials on
 one worker process share one `EncoderCache` (Tune reuses the process), so a frozen encoder
 encodes a transcript once per worker, not once per trial. The driver writes each run's summary
 after its trials; a failed trial is reported and does not stop the others.
@@ -114,6 +116,26 @@ def _trial_spec(run: PlannedRun, seed: int) -> dict:
             "threads": run.threads, "cwd": os.getcwd()}
 
 
+def trial_resources(trial: dict, cpus: float, gpus: float) -> dict[str, float]:
+    """Return the Ray resources of one trial: its torch threads as CPUs and, when its
+    train.device is `cuda` (or `auto` on a cluster with GPUs), a share of a GPU in proportion to
+    its share of the CPUs, so that as many trials share the GPUs as the CPUs allow.
+
+    Ray shows a trial only the GPU it assigned (as cuda:0), so `cuda:N` is refused; a GPU
+    device on a cluster without one is refused too (`ConfigError`, one line)."""
+    device = str(trial["cfg"]["train"].get("device", "auto"))
+    wanted = {"cpu": float(trial["threads"])}
+    if device.startswith("cuda:") and device != "cuda:0":
+        raise ConfigError(f"train.device={device}: with --backend ray each trial sees only the "
+                          f"GPU Ray gives it; use train.device=cuda or auto")
+    if device.startswith("cuda") or (device == "auto" and gpus > 0):
+        if gpus <= 0:
+            raise ConfigError(f"train.device={device}: the Ray cluster has no GPU; use "
+                              f"train.device=auto or cpu, or start Ray on GPU nodes")
+        wanted["gpu"] = min(1.0, gpus * wanted["cpu"] / max(cpus, 1.0))
+    return wanted
+
+
 def _threads_problem(what: str, threads: int) -> str:
     return (f"{what}: a run uses {threads} torch threads (train.threads, else $OMP_NUM_THREADS "
             f"or the cores) and each trial asks for that many CPUs; give more CPUs, or run "
@@ -135,6 +157,8 @@ def _fit(trials: list[dict], out: Path, address: str | None, jobs: int | None,
         logger.setLevel(logging.ERROR)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0))
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        resources = [trial_resources(trial, cpus, gpus) for trial in trials]
         if threads > cpus:
             raise ConfigError(_threads_problem(f"the Ray cluster ({cpus:g} CPUs)", threads))
         storage = (out / RAY_DIR).resolve()
@@ -143,7 +167,7 @@ def _fit(trials: list[dict], out: Path, address: str | None, jobs: int | None,
                f"({cpus:g} CPUs, {threads} per trial)")
         trainable = tune.with_resources(
             tune.with_parameters(sweep_trial, specs=trials),
-            lambda config: {"cpu": trials[config["trial"]]["threads"]})
+            lambda config: resources[config["trial"]])
         tuner = tune.Tuner(
             trainable, param_space={"trial": tune.grid_search(list(range(len(trials))))},
             tune_config=tune.TuneConfig(reuse_actors=True,

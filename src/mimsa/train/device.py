@@ -25,7 +25,7 @@ def resolve_device(name: str) -> torch.device:
 
     Raises `ConfigError` (one line) for a CUDA device torch cannot see, before anything runs.
     """
-    text = str(name).strip().lower()
+    text = str(name)
     if text == "auto":
         return _use(torch.device("cuda:0" if torch.cuda.is_available() else "cpu"))
     if text == "cpu":

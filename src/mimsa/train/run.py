@@ -44,7 +44,7 @@ from mimsa.train.checkpoint import (
     load_resume_state,
     read_spec,
 )
-from mimsa.train.device import describe_device, resolve_device
+from mimsa.train.device import resolve_device
 from mimsa.train.display import QuietDisplay
 from mimsa.train.inputs import (
     check_data_fingerprint,
@@ -160,10 +160,12 @@ def read_run_config(run_dir: Path) -> dict:
 
 def check_run_config(cfg: dict) -> None:
     """Check what the schema cannot: the model's and objectives' options against their
-    constructors (names and types), the penalty section, the stages and term weights. Raises
+    constructors (names and types), the device (a GPU torch can see), the penalty section, the
+    stages and term weights. Raises
     `ConfigError` (one line) before anything is loaded or written."""
     options = {k: v for k, v in cfg["model"].items() if k != "name"}
     check_model_options(cfg["model"]["name"], options)
+    resolve_device(cfg["train"].get("device", "auto"))
     run_cfg = apply_penalty(cfg)
     for name, opts in (run_cfg.get("objectives") or {}).items():
         check_objective_options(name, {k: v for k, v in (opts or {}).items() if k != "enabled"})
@@ -376,7 +378,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
             if created is not None and not resume and not _has_progress(run_dir):
                 _remove_created(run_dir, created)
             raise
-        metrics = write_outputs(run_dir, cfg, dataset, result, describe_device(device))
+        metrics = write_outputs(run_dir, cfg, dataset, result)
         (run_dir / RESUME).unlink(missing_ok=True)
     return metrics
 
@@ -421,12 +423,14 @@ def _remove_created(run_dir: Path, created: Path) -> None:
 
 
 def write_outputs(run_dir: Path, cfg: dict, dataset: MultimodalDataset,
-                  result: FitResult, device: str = "cpu") -> dict:
+                  result: FitResult) -> dict:
     """Write metrics.json and predictions.csv; return the metrics dict (`"test": None` when
-    the run did not score test; `device` names where the selected model was trained last)."""
+    the run did not score test; `"device"`: every device its epochs ran on, in order of first
+    use, from the history rows, e.g. "cuda:0 (NVIDIA H200), cpu" for a run moved on resume)."""
+    devices = dict.fromkeys(str(row["device"]) for row in result.history if row.get("device"))
     metrics = {"valid": result.metrics["valid"], "test": result.metrics.get("test"),
                "best_epoch": result.best_epoch, "seed": cfg["seed"],
-               "protocol": cfg.get("protocol", "clean"), "device": device}
+               "protocol": cfg.get("protocol", "clean"), "device": ", ".join(devices) or "cpu"}
     if cfg["data"].get("context"):  # results with context are never read as single-utterance
         metrics["context"] = dict(cfg["data"]["context"])
     buffer = io.StringIO()

@@ -69,7 +69,7 @@ from mimsa.train.checkpoint import (
     save_resume_state,
     to_cpu_state,
 )
-from mimsa.train.device import module_device
+from mimsa.train.device import describe_device, module_device
 from mimsa.train.display import QuietDisplay
 from mimsa.train.inference import predict
 from mimsa.train.optim import build_optimizers, lr_factor
@@ -390,7 +390,7 @@ class Trainer:
                 for objective in self.objectives.values():
                     objective.reset()
                 started = time.perf_counter()
-                row: dict = {"epoch": epoch}
+                row: dict = {"epoch": epoch, "device": describe_device(module_device(self.model))}
                 for stage in self.stages:
                     row.update(self._run_stage(epoch, stage))
                 row["train_seconds"] = round(time.perf_counter() - started, 3)
@@ -454,7 +454,7 @@ class Trainer:
     def _snapshot(self, state: dict) -> dict:
         return {**state, "model": self._model_state(),
                 "objectives": to_cpu_state(self.objectives),
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "optimizers": {k: _to_cpu(o.state_dict()) for k, o in self.optimizers.items()},
                 "torch_rng": torch.get_rng_state(), "cuda_rng": _cuda_rng(self.model),
                 "main_steps": self.main_steps,
                 "history": json.dumps(state["history"])}
@@ -472,6 +472,18 @@ class Trainer:
         keys = ("epoch", "best_score", "best_epoch", "bad_epochs", "best_state")
         return {**{k: saved[k] for k in keys}, "best_test": saved.get("best_test"),
                 "history": json.loads(saved["history"])}
+
+
+def _to_cpu(tree):
+    """Return `tree` (an optimizer state dict: nested dicts and lists) with its tensors on the
+    CPU; `Optimizer.load_state_dict` moves them back to each parameter's device."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_cpu(v) for v in tree)
+    return tree
 
 
 def _cuda_rng(model: nn.Module) -> torch.Tensor | None:
