@@ -27,7 +27,7 @@ def resolve_device(name: str) -> torch.device:
     """
     text = str(name)
     if text == "auto":
-        return _use(torch.device("cuda:0" if torch.cuda.is_available() else "cpu"))
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
     if text == "cuda" or text.startswith("cuda:"):
@@ -41,14 +41,15 @@ def resolve_device(name: str) -> torch.device:
                 f"this torch {torch.__version__} sees no CUDA GPU")
             raise ConfigError(f"train.device '{name}': {seen}; set train.device=auto or cpu, "
                               f"or install a CUDA build of torch on a machine with a GPU")
-        return _use(torch.device(f"cuda:{int(index)}"))
+        return torch.device(f"cuda:{int(index)}")
     raise ConfigError(f"train.device '{name}' is not a device; use auto, cpu, cuda or cuda:N")
 
 
-def _use(device: torch.device) -> torch.device:
+def use_device(device: torch.device) -> None:
+    """Prepare this process to train on `device`: on a CUDA GPU, TF32 matrix products (see the
+    module docstring). Called once by a run that trains, not by config checks."""
     if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")  # TF32: see the module docstring
-    return device
+        torch.set_float32_matmul_precision("high")
 
 
 def describe_device(device: torch.device) -> str:

@@ -44,7 +44,7 @@ from mimsa.train.checkpoint import (
     load_resume_state,
     read_spec,
 )
-from mimsa.train.device import resolve_device
+from mimsa.train.device import resolve_device, use_device
 from mimsa.train.display import QuietDisplay
 from mimsa.train.inputs import (
     check_data_fingerprint,
@@ -326,6 +326,7 @@ def train_run(cfg: dict, run_dir: Path, *, resume: bool = False,
     if cfg["train"].get("threads"):
         torch.set_num_threads(int(cfg["train"]["threads"]))
     device = resolve_device(cfg["train"].get("device", "auto"))
+    use_device(device)
     seed_everything(int(cfg["seed"]))
     cache = cache if cache is not None else EncoderCache()
     saved_spec = read_spec(run_dir) if resume and (run_dir / SPEC).is_file() else None
