@@ -3,7 +3,8 @@
 # k = 1 on mosi) on mosi (MPNet, at most 8 epochs, patience 3) and mosei (MiniLM and MPNet, at
 # most 3 epochs, patience 2), max_length 128, seeds 1111-1115. Every seed is its own process and
 # all of them share one GPU (on the H200 of 2026-11-30: the 20 runs of mosi MPNet and mosei
-# MiniLM in about 3.5 minutes, the 10 mosei MPNet runs in about 8).
+# MiniLM in about 4 minutes; mosei MPNet with context beside mosi k = 1, 10 runs, in 278 s;
+# mosei MPNet without context, 5 runs, in 191 s).
 #   python bench/half_weights.py mpnet weights/mpnet-fp16     # the weights those rows used
 #   python bench/half_weights.py minilm weights/minilm-fp16
 #   MIMSA_DATA=../shared/data bash bench/issue21_gpu.sh runs/gpu weights/mpnet-fp16 weights/minilm-fp16

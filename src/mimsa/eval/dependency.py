@@ -59,9 +59,10 @@ def score_split(model: nn.Module, critic: DependencyObjective, dataset, split: s
     critic.eval()
     rows = []
     index = dataset.indices(split)
+    device = module_device(model)
     for batch in iterate_batches(dataset, index, batch_size, modalities=modalities,
                                  pad_id=pad_id):
-        output = model(batch.to(module_device(model)))
+        output = model(batch.to(device))
         scores = critic.score(output.reps).double().cpu().tolist()
         preds = output.prediction.double().cpu().tolist()
         labels = batch.labels.double().cpu().tolist()

@@ -15,6 +15,8 @@ mantissa products with float32 sums), the usual setting for training on Ampere a
 
 from __future__ import annotations
 
+from itertools import chain
+
 import torch
 
 from mimsa.errors import ConfigError
@@ -61,6 +63,5 @@ def describe_device(device: torch.device) -> str:
 
 def module_device(module: torch.nn.Module) -> torch.device:
     """Return the device of `module`'s first parameter or buffer (cpu when it has none)."""
-    for tensor in (*module.parameters(), *module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    first = next(chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
